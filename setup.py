@@ -28,6 +28,10 @@ setup(
         "console_scripts": [
             # The offline tool; subcommands are listed in training/cli.py.
             "tgp = training.cli:main",
+            # ROS 2 executables (`ros2 run tactile_grasp_predictor <name>`).
+            "predictor_node = tactile_grasp_predictor.ros.predictor_node:main",
+            "sim_robot_node = tactile_grasp_predictor.ros.sim_robot_node:main",
+            "pick_gate_example = tactile_grasp_predictor.ros.pick_gate_example:main",
         ],
     },
 )

@@ -47,7 +47,8 @@ def main(argv: list[str]) -> int:
         if not Path(needed, "Python.h" if needed == python_include else "numpy").exists():
             print(f"fix_ros_wheel_cmake: missing headers in {needed}", file=sys.stderr)
             return 1
-    changed = [p for p in sorted((prefix / "share").rglob("*.cmake")) if fix_file(p, python_include, numpy_include)]
+    cmake_files = sorted((prefix / "share").rglob("*.cmake"))
+    changed = [p for p in cmake_files if fix_file(p, python_include, numpy_include)]
     print(f"fix_ros_wheel_cmake: rewrote {len(changed)} CMake file(s) under {prefix / 'share'}")
     return 0
 

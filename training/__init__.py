@@ -1,2 +1,4 @@
-"""Offline work: data sets and splits, the simulator, self-supervised training, probes,
-Table I and bundle export. Depends on the runtime package, never the reverse."""
+"""Offline work: data, the simulator, self-supervised training, probes, Table I, export.
+
+Depends on the runtime package :mod:`tactile_grasp_predictor`, never the reverse.
+"""

@@ -16,6 +16,13 @@ from collections.abc import Sequence
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("training.doctor", "check the environment: torch, rclpy, the interfaces, the RMW"),
+    "simulate": ("training.sim.cli", "simulate grasp trials and write shards in the Calandra layout"),
+    "train": ("training.train", "train an encoder without labels (MoCo v2 or a baseline)"),
+    "probe": ("training.probe_fit", "fit KNN / SVM / MLP probes on frozen features"),
+    "table1": ("training.table1", "train every method, fit every probe, write the Table I report"),
+    "export": ("training.export", "export a trained encoder + probe as a model bundle"),
+    "bag": ("training.bag_cli", "record, evaluate and play rosbag2 grasp recordings"),
+    "demo": ("training.demo", "simulate, train, then run the node live on a simulated robot"),
 }
 
 
