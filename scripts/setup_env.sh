@@ -21,6 +21,9 @@ FIXVENV=.venv-fixtures
 hash_of() { cat "$@" | sha256sum | cut -c1-16; }
 stamp_ok() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
 say() { printf '[setup] %s\n' "$*"; }
+# pip warns once per package about a local index folder this machine's pip.conf names;
+# drop that noise, keep everything else (pipefail keeps pip's exit status).
+quiet_pip() { "$@" 2>&1 | { grep -v "^WARNING: Location 'file://" || true; }; }
 
 [ -x "$VENV/bin/python" ] || { say "creating $VENV"; "$PYTHON" -m venv "$VENV"; }
 PIP="$VENV/bin/python -m pip --disable-pip-version-check"
@@ -30,8 +33,8 @@ req_hash=$(hash_of requirements/torch.txt requirements/ros.txt requirements/runt
                    requirements/dev.txt scripts/fix_ros_wheel_cmake.py)
 if ! stamp_ok "$VENV/.stamp-deps" "$req_hash"; then
   say "installing pinned dependencies (torch installs from local disk, ~1-2 min)"
-  $PIP install -q --upgrade pip
-  $PIP install -q -r requirements/torch.txt -r requirements/ros.txt \
+  quiet_pip $PIP install -q --upgrade pip
+  quiet_pip $PIP install -q -r requirements/torch.txt -r requirements/ros.txt \
                   -r requirements/runtime.txt -r requirements/dev.txt
   "$VENV/bin/python" scripts/fix_ros_wheel_cmake.py "$VENV"
   echo "$req_hash" > "$VENV/.stamp-deps"
@@ -54,7 +57,7 @@ fi
 proj_hash=$(hash_of "$VENV/.stamp-deps" setup.py setup.cfg pyproject.toml package.xml)
 if ! stamp_ok "$VENV/.stamp-project" "$proj_hash"; then
   say "installing tactile_grasp_predictor (editable)"
-  $PIP install -q --no-deps --no-build-isolation -e .
+  quiet_pip $PIP install -q --no-deps --no-build-isolation -e .
   echo "$proj_hash" > "$VENV/.stamp-project"
 fi
 
@@ -63,7 +66,7 @@ fix_hash=$(hash_of requirements/fixtures.txt)
 if ! stamp_ok "$FIXVENV/.stamp-deps" "$fix_hash"; then
   say "creating $FIXVENV (flammkuchen, NumPy < 2)"
   [ -x "$FIXVENV/bin/python" ] || "$PYTHON" -m venv "$FIXVENV"
-  "$FIXVENV/bin/python" -m pip --disable-pip-version-check install -q -r requirements/fixtures.txt
+  quiet_pip "$FIXVENV/bin/python" -m pip --disable-pip-version-check install -q -r requirements/fixtures.txt
   echo "$fix_hash" > "$FIXVENV/.stamp-deps"
 fi
 say "ready: $VENV ($("$VENV/bin/python" -c 'import torch, rclpy; print("torch", torch.__version__)'))"
