@@ -1,0 +1,209 @@
+"""Gripper input for the trigger: samples, firmware grasp states, and driver adapters.
+
+Drivers of the WSG-50 disagree (see ``docs/trigger.md``), so the trigger reads the
+common denominator: the finger opening from a ``sensor_msgs/JointState``, optionally
+sharpened by a "moving" flag and a grasp state from one of the three status variants.
+Everything here takes plain values (strings, ints, floats, sequences), never ROS
+messages, so the node and the bag replay call the same code.
+
+Example:
+    >>> cfg = JointWidthConfig(("left", "right"))
+    >>> width_from_joint_state(["left", "right"], [-0.02, 0.02], cfg)
+    0.04
+    >>> grasp_state_from_ros2_status("Grasp completed", object_grasped=False)
+    <GraspState.NO_PART_FOUND: 2>
+
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Literal
+
+from tactile_grasp_predictor.errors import ConfigError
+
+#: Widths reported in millimetres (ROS 1 driver, ROS 2 port) times this give metres.
+MM_TO_M = 0.001
+
+#: Upper bound of a plausible finger opening in metres (WSG-50 stroke 0.110 m, with margin).
+MAX_PLAUSIBLE_WIDTH_M = 1.0
+
+
+class GraspState(IntEnum):
+    """WSG-50 firmware grasp states (the ``grasping_state_id`` numbering)."""
+
+    IDLE = 0
+    GRASPING = 1
+    NO_PART_FOUND = 2
+    PART_LOST = 3
+    HOLDING = 4
+    RELEASING = 5
+    POSITIONING = 6
+    ERROR = 7
+
+
+@dataclass(frozen=True)
+class GripperSample:
+    """One gripper observation on the core's clock.
+
+    Attributes:
+        t: receive time in seconds (live: node clock; replay: the bag's receive time).
+        width_m: finger opening in metres (0 = fully closed), ``None`` when this message
+            carried no width (e.g. a status-only message).
+        moving: the driver's "moving" flag, ``None`` where unknown.
+        grasp_state: the firmware grasp state, ``None`` where unknown.
+
+    """
+
+    t: float
+    width_m: float | None
+    moving: bool | None = None
+    grasp_state: GraspState | None = None
+
+
+WidthMode = Literal["sum_abs", "single"]
+
+
+@dataclass(frozen=True)
+class JointWidthConfig:
+    """How to read the finger opening from a JointState.
+
+    Attributes:
+        joint_names: ``mode="sum_abs"``: the finger joints (usually two, each at ∓width/2),
+            whose absolute positions are summed; ``mode="single"``: exactly one joint whose
+            position is the opening.
+        scale: factor to metres applied to the result (``0.001`` for millimetres).
+        mode: ``"sum_abs"`` or ``"single"``.
+
+    """
+
+    joint_names: tuple[str, ...]
+    scale: float = 1.0
+    mode: WidthMode = "sum_abs"
+
+    def validate(self) -> JointWidthConfig:
+        """Check the fields; raise :class:`ConfigError` naming the bad one; return ``self``."""
+        if self.mode not in ("sum_abs", "single"):
+            raise ConfigError(f"JointWidthConfig.mode: {self.mode!r} is not 'sum_abs' or 'single'")
+        if not self.joint_names or any(not isinstance(n, str) or not n for n in self.joint_names):
+            raise ConfigError(
+                f"JointWidthConfig.joint_names: need non-empty joint names, got {self.joint_names!r}"
+            )
+        if len(set(self.joint_names)) != len(self.joint_names):
+            raise ConfigError(f"JointWidthConfig.joint_names: duplicate names in {self.joint_names!r}")
+        if self.mode == "single" and len(self.joint_names) != 1:
+            raise ConfigError(
+                f"JointWidthConfig.joint_names: mode 'single' needs exactly one joint, "
+                f"got {len(self.joint_names)}"
+            )
+        if not math.isfinite(self.scale) or self.scale <= 0.0:
+            raise ConfigError(f"JointWidthConfig.scale: must be finite and > 0, got {self.scale!r}")
+        return self
+
+
+def joint_state_width(
+    names: Sequence[str], positions: Sequence[float], cfg: JointWidthConfig
+) -> tuple[float | None, str]:
+    """Finger opening in metres from JointState fields, with the reason when there is none.
+
+    Returns:
+        ``(width_m, "")`` on success, else ``(None, reason)`` where the reason names the
+        joint or field (missing joint, NaN position, length mismatch, implausible width).
+
+    """
+    if len(names) != len(positions):
+        return None, f"JointState.position: {len(positions)} positions for {len(names)} names"
+    index = {n: i for i, n in enumerate(names)}
+    total = 0.0
+    for joint in cfg.joint_names:
+        i = index.get(joint)
+        if i is None:
+            return None, f"JointState.name: joint {joint!r} missing"
+        p = float(positions[i])
+        if not math.isfinite(p):
+            return None, f"JointState.position: joint {joint!r} is {p}"
+        total += abs(p) if cfg.mode == "sum_abs" else p
+    width = total * cfg.scale
+    if width < 0.0 or width > MAX_PLAUSIBLE_WIDTH_M:
+        return None, f"JointState.position: width {width:.6g} m from {cfg.joint_names!r} is implausible"
+    return width, ""
+
+
+def width_from_joint_state(
+    names: Sequence[str], positions: Sequence[float], cfg: JointWidthConfig
+) -> float | None:
+    """Finger opening in metres, or ``None`` (see :func:`joint_state_width` for the reason)."""
+    return joint_state_width(names, positions, cfg)[0]
+
+
+# ROS 1 reference driver: ``status`` holds system flag text, not a grasp state.
+_ROS1_ERROR_WORDS = ("ERROR", "FAULT", "FAST_STOP", "FAST STOP", "OVERDRIVE", "TEMP_FAULT")
+
+
+def grasp_state_from_ros1_status(status: str) -> GraspState | None:
+    """Grasp state from the ROS 1 driver's system-flag text.
+
+    The flags say nothing about a grasp, only about faults: error/fault/fast-stop flags
+    give :attr:`GraspState.ERROR`, anything else ``None`` (unknown).
+    """
+    text = status.upper()
+    if any(w in text for w in _ROS1_ERROR_WORDS):
+        return GraspState.ERROR
+    return None
+
+
+def moving_from_ros1_status(status: str) -> bool | None:
+    """Read the moving flag from the ROS 1 driver's system-flag text (``None`` if empty)."""
+    text = status.strip().upper()
+    if not text:
+        return None
+    return "MOVING" in text
+
+
+def width_m_from_status_mm(width_mm: float) -> float | None:
+    """Metres from a status width in millimetres; ``None`` if not finite or implausible."""
+    w = float(width_mm) * MM_TO_M
+    if not math.isfinite(w) or w < 0.0 or w > MAX_PLAUSIBLE_WIDTH_M:
+        return None
+    return w
+
+
+def grasp_state_from_ros2_status(status: str, object_grasped: bool | None = None) -> GraspState | None:
+    """Grasp state from the ROS 2 port's status text (e.g. ``"Grasp completed"``).
+
+    ``"Grasp completed"`` means HOLDING when ``object_grasped`` is true and NO_PART_FOUND
+    when it is false (unknown stays ``None``). Unknown text gives ``None``.
+    """
+    text = " ".join(status.lower().split())
+    if not text:
+        return None
+    if "error" in text or "fault" in text or "fail" in text:
+        return GraspState.ERROR
+    if "grasp" in text and "progress" in text:
+        return GraspState.GRASPING
+    if "grasp" in text and ("complete" in text or "done" in text):
+        if object_grasped is None:
+            return None
+        return GraspState.HOLDING if object_grasped else GraspState.NO_PART_FOUND
+    if "lost" in text:
+        return GraspState.PART_LOST
+    if "release" in text and "progress" in text:
+        return GraspState.RELEASING
+    if "release" in text and ("complete" in text or "done" in text):
+        return GraspState.IDLE
+    if ("move" in text or "homing" in text) and "progress" in text:
+        return GraspState.POSITIONING
+    if "idle" in text or (("move" in text or "homing" in text) and "complete" in text):
+        return GraspState.IDLE
+    return None
+
+
+def grasp_state_from_id(grasping_state_id: int) -> GraspState | None:
+    """Grasp state from the fork's ``grasping_state_id`` (``None`` outside 0..7)."""
+    try:
+        return GraspState(int(grasping_state_id))
+    except ValueError:
+        return None

@@ -1,0 +1,158 @@
+"""Unit tests of the grasp gate: one scenario per outcome, each ABORT reason."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from tactile_grasp_predictor.gate import Frame, GraspAborted, GraspGate, PhaseChanged, Reason, SnapshotReady
+from tactile_grasp_predictor.gripper import GraspState, GripperSample
+from tactile_grasp_predictor.tracker import TriggerConfig
+
+IMG = np.zeros((4, 4, 3), np.uint8)
+OPEN, HELD = 0.08, 0.03
+
+
+def width_at(t: float, t_close: float, w_end: float, speed: float = 0.1) -> float:
+    """Open until t_close, then closing at `speed` m/s down to w_end."""
+    if t <= t_close:
+        return OPEN
+    return max(w_end, OPEN - speed * (t - t_close))
+
+
+def run(gate: GraspGate, inputs: list[tuple[float, object]]) -> list[object]:
+    events: list[object] = []
+    for t, item in sorted(inputs, key=lambda x: x[0]):
+        if isinstance(item, Frame):
+            events += gate.on_frame(item)
+        elif isinstance(item, GripperSample):
+            events += gate.on_gripper(item)
+        else:
+            events += gate.on_tick(t)
+    return events
+
+
+def stream(t_end: float, t_close: float, w_end: float, *, frame_dt: float = 1 / 30, grip_dt: float = 0.02,
+           frames_until: float = math.inf, grip_until: float = math.inf,
+           state: GraspState | None = None) -> list[tuple[float, object]]:
+    inputs: list[tuple[float, object]] = []
+    n = int(t_end / frame_dt)
+    for i in range(n):
+        t = i * frame_dt + 0.001
+        if t < frames_until:
+            inputs.append((t, Frame(t, None, IMG)))
+    for i in range(int(t_end / grip_dt)):
+        t = i * grip_dt
+        if t < grip_until:
+            inputs.append((t, GripperSample(t, width_at(t, t_close, w_end), None, state)))
+    return inputs
+
+
+def outcomes(events: list[object]) -> list[SnapshotReady | GraspAborted]:
+    return [e for e in events if isinstance(e, (SnapshotReady, GraspAborted))]
+
+
+def test_snapshot_happy_path() -> None:
+    gate = GraspGate(TriggerConfig())
+    ev = run(gate, stream(3.0, 1.0, HELD))
+    out = outcomes(ev)
+    assert len(out) == 1 and isinstance(out[0], SnapshotReady)
+    snap = out[0]
+    assert snap.grasp_id == 1
+    assert snap.ta.t < 1.0  # strictly before the closing onset
+    assert 1.0 - snap.ta.t <= 1 / 30 + 0.021
+    # fingers stop at t = 1.5, settled after the 0.25 s window, Tb after 0.1 s more
+    assert snap.tb.t >= 1.5 + 0.25 + 0.1 - 1e-9
+    assert snap.tb.t < 1.5 + 0.25 + 0.1 + 0.02 + 1 / 30 + 1e-9
+    assert snap.t_trigger == snap.tb.t
+    phases = [e.phase for e in ev if isinstance(e, PhaseChanged)]
+    assert phases == ["closing", "settling", "predicting"]
+    assert gate.phase == "predicting"
+    assert gate.mark_decided(1, 2.5)[0].phase == "decided"
+
+
+def test_no_part_found_by_width() -> None:
+    gate = GraspGate()
+    out = outcomes(run(gate, stream(3.0, 1.0, 0.0005)))
+    assert len(out) == 1 and isinstance(out[0], GraspAborted)
+    assert out[0].reason == Reason.NO_PART_FOUND and out[0].ta is not None and out[0].tb is None
+
+
+def test_no_pre_contact_frame_when_frames_start_late() -> None:
+    inputs = [x for x in stream(3.0, 1.0, HELD) if not (isinstance(x[1], Frame) and x[0] < 1.0)]
+    out = outcomes(run(GraspGate(), inputs))
+    assert [type(o) for o in out] == [GraspAborted] and out[0].reason == Reason.NO_PRE_CONTACT_FRAME
+
+
+def test_no_pre_contact_frame_when_ta_too_old() -> None:
+    inputs = [x for x in stream(3.0, 1.8, HELD) if not (isinstance(x[1], Frame) and 0.5 < x[0] < 2.0)]
+    out = outcomes(run(GraspGate(), inputs))
+    assert [o.reason for o in out if isinstance(o, GraspAborted)] == [Reason.NO_PRE_CONTACT_FRAME]
+
+
+def test_stale_frame_when_frames_stop() -> None:
+    gate = GraspGate()
+    out = outcomes(run(gate, stream(4.0, 1.0, HELD, frames_until=1.2)))
+    assert len(out) == 1 and isinstance(out[0], GraspAborted) and out[0].reason == Reason.STALE_FRAME
+    # deadline = max(Tb due, last frame + frame_max_age) = max(1.85, ~1.7) = 1.85
+    assert out[0].t == pytest.approx(1.85, abs=0.021)
+
+
+def test_tb_timeout_when_never_settling() -> None:
+    # very slow closing: never settles within 3 s
+    inputs = stream(5.0, 1.0, 0.0, grip_dt=0.02)
+    inputs = [(t, GripperSample(t, width_at(t, 1.0, 0.0, speed=0.01)) if isinstance(x, GripperSample) else x)
+              for t, x in inputs]
+    out = outcomes(run(GraspGate(), inputs))
+    assert [type(o) for o in out] == [GraspAborted] and out[0].reason == Reason.TB_TIMEOUT
+    assert out[0].t == pytest.approx(1.0 + 3.0, abs=0.021)
+
+
+def test_gripper_silent_fires_on_tick() -> None:
+    inputs = stream(4.0, 1.0, HELD, grip_until=1.2)
+    inputs += [(1.0 + 0.05 * i, "tick") for i in range(60)]
+    out = outcomes(run(GraspGate(), inputs))
+    assert [type(o) for o in out] == [GraspAborted] and out[0].reason == Reason.GRIPPER_SILENT
+
+
+def test_ticks_do_not_change_outcomes() -> None:
+    base = stream(4.0, 1.0, HELD, frames_until=1.2)
+    ticked = base + [(0.013 * i, "tick") for i in range(300)]
+    a = [(type(o).__name__, o.grasp_id, getattr(o, "reason", None), getattr(o, "t", None))
+         for o in outcomes(run(GraspGate(), base))]
+    b = [(type(o).__name__, o.grasp_id, getattr(o, "reason", None), getattr(o, "t", None))
+         for o in outcomes(run(GraspGate(), ticked))]
+    assert a == b and len(a) == 1
+
+
+def test_grasp_state_no_part_found_aborts() -> None:
+    inputs = stream(1.2, 1.0, HELD)
+    inputs += [(1.05, GripperSample(1.05, None, None, GraspState.GRASPING)),
+               (1.15, GripperSample(1.15, None, None, GraspState.NO_PART_FOUND))]
+    out = outcomes(run(GraspGate(), inputs))
+    assert [o.reason for o in out if isinstance(o, GraspAborted)] == [Reason.NO_PART_FOUND]
+
+
+def test_gripper_opened_before_tb() -> None:
+    inputs = stream(1.6, 1.0, HELD)
+    inputs += [(1.6 + 0.02 * i, GripperSample(1.6 + 0.02 * i, HELD + 0.005 * (i + 1))) for i in range(10)]
+    out = outcomes(run(GraspGate(), inputs))
+    assert [o.reason for o in out if isinstance(o, GraspAborted)] == [Reason.GRIPPER_OPENED]
+
+
+def test_rearm_and_second_grasp() -> None:
+    gate = GraspGate()
+    run(gate, stream(3.0, 1.0, HELD))
+    assert gate.phase == "predicting"
+    # open again, then a second grasp
+    ev: list[object] = []
+    for i in range(200):
+        t = 3.0 + 0.02 * i
+        w = min(OPEN, HELD + 0.1 * (t - 3.0)) if t < 4.5 else max(HELD, OPEN - 0.1 * (t - 4.5))
+        ev += gate.on_gripper(GripperSample(t, w))
+        ev += gate.on_frame(Frame(t + 0.001, None, IMG))
+    out = outcomes(ev)
+    assert len(out) == 1 and isinstance(out[0], SnapshotReady) and out[0].grasp_id == 2
+    assert out[0].ta.t < 4.5
