@@ -165,10 +165,9 @@ def test_truncated_file(tmp_path: Path) -> None:
     path = tmp_path / "truncated.h5"
     data = (FIXTURES / "zlib_small.h5").read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(DatasetError, match=r"truncated\.h5"):
-        with CalandraShard(path) as shard:
-            for i in shard.trial_indices():
-                shard.read(i)
+    with pytest.raises(DatasetError, match=r"truncated\.h5"), CalandraShard(path) as shard:
+        for i in shard.trial_indices():
+            shard.read(i)
 
 
 def test_corrupt_image_data_names_trial(tmp_path: Path) -> None:
