@@ -75,7 +75,11 @@ class Frame:
 
 @dataclass(frozen=True)
 class PhaseChanged:
-    """The gate's phase changed (action feedback)."""
+    """The gate's phase changed (action feedback).
+
+    ``t`` is when the new phase began: for ``closing`` the estimated closing onset (which
+    Ta precedes), for ``settling`` the settle time, else the time of the input that caused it.
+    """
 
     t: float
     grasp_id: int
@@ -307,7 +311,7 @@ class GraspGate:
         cfg = self.config
         g = _Grasp(ev.grasp_id, ev.t)
         self._grasp = g
-        self._set_phase(ev.t_detected, "closing", events)
+        self._set_phase(ev.t, "closing", events)  # t: the closing onset
         ta = self._buffer.newest_before(ev.t)
         if ta is None or ev.t - ta.t > cfg.ta_max_age_s:
             self._abort(ev.t_detected, Reason.NO_PRE_CONTACT_FRAME, events)

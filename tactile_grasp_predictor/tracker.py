@@ -43,8 +43,8 @@ class TriggerConfig:
         settle_window_s: settled when the width stayed within ``settle_tolerance_m`` for
             this long (speed × window must exceed the tolerance while the fingers move).
         settle_tolerance_m: the width band that counts as "not changing".
-        closed_width_m: settled at or below this width means the fingers closed on
-            nothing: ABORT ``no_part_found`` without running the model.
+        closed_width_m: a width at or below this during a grasp means the fingers closed
+            on nothing: ABORT ``no_part_found`` at once, without running the model.
         reopen_threshold_m: after closing started, a width this far above the smallest
             width of the grasp means the gripper opened (re-arm).
         ta_max_age_s: Ta, the newest frame before the closing onset, may be at most this
@@ -259,12 +259,11 @@ class GraspPhaseTracker:
         dropped = (
             w is not None and self._open_ref is not None and w < self._open_ref - cfg.closing_threshold_m
         )
-        begun = (
-            w is not None and self._open_ref is not None and w < self._open_ref - cfg.settle_tolerance_m
-        )
         if new_state == GraspState.GRASPING or dropped:
+            # Onset: the last sample still at the open width (motion began after it),
+            # or the moving flag's first report, whichever is earlier.
             onset = t
-            if begun and self._last_open_t is not None:
+            if self._last_open_t is not None:
                 onset = min(onset, self._last_open_t)
             if self._moving is True and self._moving_since is not None:
                 onset = min(onset, self._moving_since)
@@ -328,6 +327,9 @@ class GraspPhaseTracker:
                 self._open(t, w, events)
                 return
             self._min_width = w if self._min_width is None else min(self._min_width, w)
+            if w <= cfg.closed_width_m:  # nothing can be between the fingers
+                self._finish(NoPart(t, self.grasp_id), events)
+                return
             self._steady.append((t, w))
             while len(self._steady) > 1 and (
                 max(s[1] for s in self._steady) - min(s[1] for s in self._steady) > cfg.settle_tolerance_m
