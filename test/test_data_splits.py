@@ -11,7 +11,7 @@ import pytest
 
 from tactile_grasp_predictor.data import TrialRef, index_shards
 from tactile_grasp_predictor.errors import DatasetError
-from training.data.splits import Split, object_split, paper_split
+from training.data.splits import Split, make_split, object_split, paper_split
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "calandra"
 
@@ -133,3 +133,11 @@ def test_duplicate_sources_rejected() -> None:
     refs = _refs(10)
     with pytest.raises(DatasetError, match="not unique"):
         paper_split([*refs, refs[0]])
+
+
+def test_make_split_by_name() -> None:
+    refs = _refs(300)
+    assert make_split(refs, "paper", seed=2) == paper_split(refs, seed=2)
+    assert make_split(refs, "object", seed=2, train_fraction=0.5) == object_split(refs, 0.5, seed=2)
+    with pytest.raises(ValueError, match="unknown split kind"):
+        make_split(refs, "random")

@@ -35,7 +35,7 @@ import numpy as np
 from tactile_grasp_predictor.data.calandra import ShardIndex, TrialRef
 from tactile_grasp_predictor.errors import DatasetError
 
-__all__ = ["MANIFEST_VERSION", "Split", "object_split", "paper_split"]
+__all__ = ["MANIFEST_VERSION", "Split", "make_split", "object_split", "paper_split"]
 
 MANIFEST_VERSION = 1
 SplitKind = Literal["paper", "object"]
@@ -185,3 +185,18 @@ def object_split(refs: ShardIndex | Sequence[TrialRef], train_fraction: float = 
                 "train_objects": sorted(train_objects)},
         stats={"train": _stats(train), "test": _stats(test)},
     )
+
+
+def make_split(
+    refs: ShardIndex | Sequence[TrialRef], kind: str = "paper", seed: int = 0, **params: Any
+) -> Split:
+    """Make a split by name: ``"paper"`` (:func:`paper_split`) or ``"object"`` (:func:`object_split`).
+
+    ``params`` go to that function (``n_train``/``n_test`` or ``train_fraction``). The
+    sides are trial sources; get the trials with ``split.select(refs, "train")``.
+    """
+    if kind == "paper":
+        return paper_split(refs, seed=seed, **params)
+    if kind == "object":
+        return object_split(refs, seed=seed, **params)
+    raise ValueError(f"unknown split kind {kind!r}; known: 'paper', 'object'")
