@@ -91,9 +91,11 @@ def test_rows_for_a_split(shards: Path, tmp_path: Path) -> None:
     index = index_shards(shards)
     arrays = build_cache(index, tmp_path / "cache", size_hw=(24, 32), progress=False)
     split = paper_split(index, seed=0)
-    rows = arrays.rows(split.test)
-    assert [arrays.sources[i] for i in rows] == split.test
-    assert arrays.labels[rows].tolist() == [r.label for r in split.select(index, "test")]
+    rows = arrays.rows(split.test_sources)
+    assert [arrays.sources[i] for i in rows] == split.test_sources
+    assert arrays.labels[rows].tolist() == [r.label for r in split.test]
+    part = build_cache(split.test, tmp_path / "cache", size_hw=(24, 32), progress=False)
+    np.testing.assert_array_equal(part.during, arrays.during[rows])
     with pytest.raises(DatasetError, match="not in the cache"):
         arrays.rows(["elsewhere.h5:i3"])
 

@@ -31,7 +31,8 @@ def test_paper_split_full_size() -> None:
     split = paper_split(refs, seed=0)
     assert (len(split.train), len(split.test)) == (6000, 3000)
     assert not set(split.train) & set(split.test)
-    assert len(set(split.train)) == 6000
+    assert not set(split.train_sources) & set(split.test_sources)
+    assert len(set(split.train_sources)) == 6000
     assert split.params["scaled"] is False and split.params["available"] == 9296
     assert split.stats["train"]["trials"] == 6000
     assert 0.55 < split.stats["train"]["success_rate"] < 0.75
@@ -63,9 +64,8 @@ def test_paper_split_too_few() -> None:
 def test_object_split_is_disjoint_by_object() -> None:
     refs = _refs(2000)
     split = object_split(refs, seed=0)
-    by_source = {r.source: r for r in refs}
-    train_objects = {by_source[s].object_name for s in split.train}
-    test_objects = {by_source[s].object_name for s in split.test}
+    train_objects = {r.object_name for r in split.train}
+    test_objects = {r.object_name for r in split.test}
     assert not train_objects & test_objects
     assert len(train_objects) == round(0.75 * 105) == 79
     assert len(split.train) + len(split.test) == 2000  # every trial on one side
@@ -93,40 +93,38 @@ def test_manifest_round_trip_and_select(tmp_path: Path) -> None:
     manifest = json.loads(path.read_text())
     assert manifest["kind"] == "paper" and manifest["seed"] == 5
     assert manifest["counts"] == {"train": 6, "test": 3}
-    loaded = Split.load(path)
+    assert manifest["train"] == split.train_sources
+    loaded = Split.load(path, index_shards(d))
     assert loaded == split
-    train = loaded.select(index, "train")
-    assert [r.source for r in train] == split.train
-    assert all(isinstance(r, TrialRef) and r.path.parent == d for r in train)
+    assert all(isinstance(r, TrialRef) and r.path.parent == d for r in loaded.train)
     # a trial that is no longer indexed is reported, not silently dropped
     (d / "blosc.h5").unlink()
-    smaller = index_shards(d)
-    side = "train" if any(s.startswith("blosc") for s in split.train) else "test"
+    side = "train" if any(s.startswith("blosc") for s in split.train_sources) else "test"
     with pytest.raises(DatasetError, match=f"split paper/{side}: .* not in the index"):
-        loaded.select(smaller, side)
-    with pytest.raises(ValueError, match="side"):
-        loaded.select(index, "val")
+        Split.load(path, index_shards(d))
 
 
 def test_bad_manifests(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     with pytest.raises(DatasetError, match=r"bad\.json: cannot read"):
-        Split.load(bad)
+        Split.load(bad, [])
     bad.write_text(json.dumps({"format_version": 99}))
     with pytest.raises(DatasetError, match="format version"):
-        Split.load(bad)
+        Split.read_manifest(bad)
     good = paper_split(_refs(30)).to_dict()
     good["counts"]["train"] += 1
     bad.write_text(json.dumps(good))
     with pytest.raises(DatasetError, match="do not match"):
-        Split.load(bad)
+        Split.read_manifest(bad)
     overlap = paper_split(_refs(30)).to_dict()
     overlap["test"].append(overlap["train"][0])
     overlap["counts"]["test"] += 1
     bad.write_text(json.dumps(overlap))
     with pytest.raises(DatasetError, match="overlap"):
-        Split.load(bad)
+        Split.read_manifest(bad)
+    with pytest.raises(DatasetError, match="overlap"):
+        Split("paper", 0, [_refs(2)[0]], [_refs(2)[0]])
 
 
 def test_duplicate_sources_rejected() -> None:

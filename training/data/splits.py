@@ -12,12 +12,14 @@ Two protocols:
   object lands on that object's side.
 
 Both are seeded and independent of the order the trials were indexed in (trials are
-sorted by source first). A :class:`Split` lists trial sources (``"<file>:i<n>"``);
-:meth:`Split.select` maps them back onto a :class:`ShardIndex`.
+sorted by source first). A :class:`Split` holds the :class:`TrialRef` of each side; its
+manifest lists their sources (``"<file>:i<n>"``) and :meth:`Split.load` maps them back
+onto a fresh index.
 
 >>> split = paper_split(index, seed=0)           # doctest: +SKIP
 >>> split.save("runs/split.json")                # doctest: +SKIP
->>> train = Split.load("runs/split.json").select(index, "train")   # doctest: +SKIP
+>>> again = Split.load("runs/split.json", index_shards(data_dir))   # doctest: +SKIP
+>>> arrays = build_cache(again.train, cache_dir)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -38,24 +40,37 @@ from tactile_grasp_predictor.errors import DatasetError
 __all__ = ["MANIFEST_VERSION", "Split", "make_split", "object_split", "paper_split"]
 
 MANIFEST_VERSION = 1
-SplitKind = Literal["paper", "object"]
 
 
 @dataclass(frozen=True)
 class Split:
-    """A train/test split: trial sources per side, and what produced it."""
+    """A train/test split: the trials of each side, and what produced it.
+
+    ``train`` / ``test`` are :class:`TrialRef` lists (pass them to
+    :func:`training.data.cache.build_cache`); the manifest stores their sources.
+    """
 
     kind: str  # "paper" | "object"
     seed: int
-    train: list[str]
-    test: list[str]
+    train: list[TrialRef]
+    test: list[TrialRef]
     params: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        overlap = set(self.train) & set(self.test)
+        overlap = set(self.train_sources) & set(self.test_sources)
         if overlap:
             raise DatasetError(f"split {self.kind}: train and test overlap, e.g. {sorted(overlap)[:3]}")
+
+    @property
+    def train_sources(self) -> list[str]:
+        """``"<file>:i<n>"`` of the training trials, in split order."""
+        return [r.source for r in self.train]
+
+    @property
+    def test_sources(self) -> list[str]:
+        """``"<file>:i<n>"`` of the test trials, in split order."""
+        return [r.source for r in self.test]
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON manifest as a dict."""
@@ -66,8 +81,8 @@ class Split:
             "params": self.params,
             "counts": {"train": len(self.train), "test": len(self.test)},
             "stats": self.stats,
-            "train": self.train,
-            "test": self.test,
+            "train": self.train_sources,
+            "test": self.test_sources,
         }
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -79,9 +94,9 @@ class Split:
         tmp.replace(target)
         return target
 
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Split:
-        """Read a manifest written by :meth:`save`; a malformed one raises :class:`DatasetError`."""
+    @staticmethod
+    def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+        """Read and check a manifest written by :meth:`save` (sources only, no index needed)."""
         p = Path(path)
         try:
             d = json.loads(p.read_text())
@@ -90,36 +105,40 @@ class Split:
         if not isinstance(d, dict) or d.get("format_version") != MANIFEST_VERSION:
             raise DatasetError(f"{p}: not a split manifest of format version {MANIFEST_VERSION}")
         try:
-            split = cls(
-                kind=str(d["kind"]), seed=int(d["seed"]),
-                train=[str(s) for s in d["train"]], test=[str(s) for s in d["test"]],
-                params=dict(d.get("params", {})), stats=dict(d.get("stats", {})),
-            )
-        except DatasetError as exc:
-            raise DatasetError(f"{p}: {exc}") from exc
+            train, test = [str(s) for s in d["train"]], [str(s) for s in d["test"]]
+            int(d["seed"]), str(d["kind"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise DatasetError(f"{p}: malformed split manifest: {exc}") from exc
+            raise DatasetError(f"{p}: malformed split manifest: {exc!r}") from exc
         counts = d.get("counts", {})
-        if counts and (counts.get("train") != len(split.train) or counts.get("test") != len(split.test)):
+        if counts and (counts.get("train") != len(train) or counts.get("test") != len(test)):
             raise DatasetError(f"{p}: counts {counts} do not match the listed trials")
-        return split
+        overlap = set(train) & set(test)
+        if overlap:
+            raise DatasetError(f"{p}: train and test overlap, e.g. {sorted(overlap)[:3]}")
+        return d
 
-    def select(self, refs: ShardIndex | Sequence[TrialRef], side: str) -> list[TrialRef]:
-        """Return the trials of ``side`` (``"train"`` or ``"test"``) in manifest order.
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], refs: ShardIndex | Sequence[TrialRef]) -> Split:
+        """Read a manifest and resolve its sources against ``refs`` (e.g. a fresh :func:`index_shards`).
 
-        Raises :class:`DatasetError` listing the sources missing from ``refs`` (e.g. a shard
-        that was not indexed or a trial skipped as bad).
+        Raises :class:`DatasetError` for a malformed manifest or when listed trials are
+        missing from ``refs`` (a shard not indexed, or a trial now skipped as bad).
         """
-        if side not in ("train", "test"):
-            raise ValueError(f"side must be 'train' or 'test', got {side!r}")
+        d = cls.read_manifest(path)
         by_source = {r.source: r for r in refs}
-        wanted = self.train if side == "train" else self.test
-        missing = [s for s in wanted if s not in by_source]
-        if missing:
-            raise DatasetError(
-                f"split {self.kind}/{side}: {len(missing)} trial(s) not in the index, e.g. {missing[:3]}"
-            )
-        return [by_source[s] for s in wanted]
+        sides = []
+        for side in ("train", "test"):
+            missing = [s for s in d[side] if s not in by_source]
+            if missing:
+                raise DatasetError(
+                    f"{path}: split {d['kind']}/{side}: {len(missing)} trial(s) not in the index, "
+                    f"e.g. {missing[:3]}"
+                )
+            sides.append([by_source[s] for s in d[side]])
+        return cls(
+            kind=str(d["kind"]), seed=int(d["seed"]), train=sides[0], test=sides[1],
+            params=dict(d.get("params", {})), stats=dict(d.get("stats", {})),
+        )
 
 
 def _sorted_refs(refs: ShardIndex | Sequence[TrialRef]) -> list[TrialRef]:
@@ -159,8 +178,7 @@ def paper_split(
     train = [ordered[i] for i in perm[:k_train]]
     test = [ordered[i] for i in perm[k_train : k_train + k_test]]
     return Split(
-        kind="paper", seed=seed,
-        train=[r.source for r in train], test=[r.source for r in test],
+        kind="paper", seed=seed, train=train, test=test,
         params={"n_train": n_train, "n_test": n_test, "available": n, "scaled": n < n_train + n_test},
         stats={"train": _stats(train), "test": _stats(test)},
     )
@@ -179,8 +197,7 @@ def object_split(refs: ShardIndex | Sequence[TrialRef], train_fraction: float = 
     train = [r for r in ordered if r.object_name in train_objects]
     test = [r for r in ordered if r.object_name not in train_objects]
     return Split(
-        kind="object", seed=seed,
-        train=[r.source for r in train], test=[r.source for r in test],
+        kind="object", seed=seed, train=train, test=test,
         params={"train_fraction": train_fraction, "objects": len(objects),
                 "train_objects": sorted(train_objects)},
         stats={"train": _stats(train), "test": _stats(test)},
@@ -192,8 +209,7 @@ def make_split(
 ) -> Split:
     """Make a split by name: ``"paper"`` (:func:`paper_split`) or ``"object"`` (:func:`object_split`).
 
-    ``params`` go to that function (``n_train``/``n_test`` or ``train_fraction``). The
-    sides are trial sources; get the trials with ``split.select(refs, "train")``.
+    ``params`` go to that function (``n_train``/``n_test`` or ``train_fraction``).
     """
     if kind == "paper":
         return paper_split(refs, seed=seed, **params)
