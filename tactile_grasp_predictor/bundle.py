@@ -1,0 +1,379 @@
+"""Model bundles: a directory the node loads, with nothing to unpickle.
+
+Layout (format version 1)::
+
+    bundle/
+      manifest.json         format_version, model_id, created, architecture, input,
+                            preprocessing, probe {kind, params}, threshold, training_method,
+                            config, data_fingerprint, metrics, files {name: sha256}
+      encoder.safetensors   backbone state dict (keys ``backbone.*``)
+      probe.safetensors     probe tensors (see :func:`~tactile_grasp_predictor.probes.probe_to_tensors`)
+      model.onnx            optional: normalised difference ``N x 3 x S x S`` → p(success) ``N``
+
+:func:`write_bundle` writes into a temporary sibling directory and renames it into place,
+so a reader never sees a half-written bundle. :func:`load_bundle` checks the format version
+and the sha256 of every listed file before it builds anything, and raises
+:class:`~tactile_grasp_predictor.errors.BundleError` naming the file at fault.
+
+Example:
+    >>> from tactile_grasp_predictor.models import Encoder
+    >>> from tactile_grasp_predictor.preprocess import PreprocessConfig
+    >>> # path = write_bundle("out/b", Encoder("resnet18"), probe,
+    >>> #                     {"preprocessing": PreprocessConfig.cpu(), "threshold": 0.5})
+    >>> # bundle = load_bundle(path); bundle.model(x)  # N x 3 x 96 x 96 → N
+
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+from torch import nn
+
+from tactile_grasp_predictor.errors import BundleError, ConfigError
+from tactile_grasp_predictor.models import ARCHS, Encoder
+from tactile_grasp_predictor.preprocess import PreprocessConfig
+from tactile_grasp_predictor.probes import Probe, probe_from_tensors, probe_to_tensors
+
+__all__ = [
+    "ENCODER_FILE",
+    "FORMAT_VERSION",
+    "MANIFEST_FILE",
+    "ONNX_FILE",
+    "PROBE_FILE",
+    "Bundle",
+    "GraspModel",
+    "load_bundle",
+    "read_manifest",
+    "write_bundle",
+    "write_onnx",
+]
+
+FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+ENCODER_FILE = "encoder.safetensors"
+PROBE_FILE = "probe.safetensors"
+ONNX_FILE = "model.onnx"
+ONNX_INPUT = "x"
+ONNX_OUTPUT = "p_success"
+ONNX_TOLERANCE = 1e-4
+
+_CALLER_FIELDS = {"model_id", "preprocessing", "threshold", "training_method", "config", "data_fingerprint",
+                  "metrics", "notes"}
+
+
+class GraspModel(nn.Module):
+    """The network part of the pipeline: normalised difference → encoder features → probe → p.
+
+    ``forward``: ``N x 3 x S x S`` float32 → ``N`` probabilities of success.
+    """
+
+    def __init__(self, encoder: Encoder, probe: Probe) -> None:
+        super().__init__()
+        if probe.in_dim != encoder.feat_dim:
+            raise BundleError(f"probe input dim {probe.in_dim} != encoder feature dim {encoder.feat_dim}")
+        self.encoder = encoder
+        self.probe = probe
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised ``N x 3 x S x S`` → p(success) ``N``."""
+        return self.probe(self.encoder.features(x))
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A loaded, verified bundle; ``model`` is on the CPU in eval mode."""
+
+    path: Path
+    manifest: dict[str, Any]
+    model: GraspModel
+    preprocess: PreprocessConfig
+    threshold: float
+    model_id: str
+    onnx_path: Path | None
+
+    @property
+    def encoder(self) -> Encoder:
+        """The encoder (backbone only: a bundle stores no projection head)."""
+        return self.model.encoder
+
+    @property
+    def probe(self) -> Probe:
+        """The probe on pooled features."""
+        return self.model.probe
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _encoder_tensors(encoder: Encoder) -> dict[str, torch.Tensor]:
+    state = encoder.backbone.state_dict()
+    return {f"backbone.{k}": v.detach().cpu().contiguous().clone() for k, v in state.items()}
+
+
+def _json_ready(value: Any, field: str) -> Any:
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"manifest field {field!r}: not JSON-serialisable ({exc})") from exc
+
+
+def write_onnx(model: GraspModel, path: Path, crop: int, opset: int = 17) -> float:
+    """Export ``model`` to ONNX (dynamic batch) and check it against PyTorch.
+
+    Returns:
+        The largest absolute difference between onnxruntime and PyTorch on a random batch.
+
+    Raises:
+        BundleError: the outputs differ by more than 1e-4.
+
+    """
+    import onnxruntime as ort  # only needed for exporting / the onnx backend
+
+    model = model.eval()
+    example = torch.randn(2, 3, crop, crop, generator=torch.Generator().manual_seed(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # legacy-exporter deprecation and tracer notes
+        torch.onnx.export(
+            model, (example,), str(path), dynamo=False, opset_version=opset,
+            input_names=[ONNX_INPUT], output_names=[ONNX_OUTPUT],
+            dynamic_axes={ONNX_INPUT: {0: "n"}, ONNX_OUTPUT: {0: "n"}},
+        )
+    check = torch.randn(3, 3, crop, crop, generator=torch.Generator().manual_seed(1))
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = torch.from_numpy(sess.run([ONNX_OUTPUT], {ONNX_INPUT: check.numpy()})[0])
+    with torch.inference_mode():
+        ref = model(check)
+    diff = float((got - ref).abs().max())
+    if not diff <= ONNX_TOLERANCE:
+        raise BundleError(f"{path.name}: onnxruntime differs from PyTorch by {diff:.2e} > {ONNX_TOLERANCE}")
+    return diff
+
+
+def write_bundle(
+    out_dir: str | os.PathLike[str],
+    encoder: Encoder,
+    probe: Probe,
+    manifest_fields: Mapping[str, Any],
+    export_onnx: bool = False,
+    overwrite: bool = False,
+) -> Path:
+    """Write a bundle directory atomically and return its path.
+
+    Args:
+        out_dir: the bundle directory to create.
+        encoder: the trained encoder (its backbone is stored; a projection head is not).
+        probe: the fitted probe on the encoder's pooled features.
+        manifest_fields: ``preprocessing`` (:class:`PreprocessConfig` or its dict) and
+            ``threshold`` (in [0, 1]) are required; optional ``model_id``,
+            ``training_method``, ``config``, ``data_fingerprint``, ``metrics``, ``notes``
+            (JSON-serialisable).
+        export_onnx: also write ``model.onnx`` (checked against PyTorch within 1e-4).
+        overwrite: replace an existing bundle at ``out_dir`` (else it is an error).
+
+    Raises:
+        ConfigError: missing/unknown manifest fields, bad threshold, ``out_dir`` exists.
+
+    """
+    out = Path(out_dir)
+    unknown = sorted(set(manifest_fields) - _CALLER_FIELDS)
+    if unknown:
+        raise ConfigError(f"manifest fields {unknown}: unknown; allowed: {sorted(_CALLER_FIELDS)}")
+    for name in ("preprocessing", "threshold"):
+        if name not in manifest_fields:
+            raise ConfigError(f"manifest field {name!r}: required")
+    pre = manifest_fields["preprocessing"]
+    pre_cfg = pre if isinstance(pre, PreprocessConfig) else PreprocessConfig.from_dict(pre)
+    threshold = manifest_fields["threshold"]
+    if not isinstance(threshold, (int, float)) or not (0.0 <= float(threshold) <= 1.0):
+        raise ConfigError(f"manifest field 'threshold': {threshold!r} must be a number in [0, 1]")
+    if probe.in_dim != encoder.feat_dim:
+        raise ConfigError(f"probe input dim {probe.in_dim} != encoder feature dim {encoder.feat_dim}")
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out}: already exists (pass overwrite=True to replace it)")
+
+    enc_bytes = st_save(_encoder_tensors(encoder), metadata={"format": "pt", "arch": encoder.arch})
+    probe_tensors, probe_params = probe_to_tensors(probe)
+    probe_bytes = st_save(probe_tensors, metadata={"format": "pt", "kind": probe.kind})
+    files = {ENCODER_FILE: _sha256(enc_bytes), PROBE_FILE: _sha256(probe_bytes)}
+    model_id = str(manifest_fields.get("model_id") or "")
+    if not model_id:
+        digest = _sha256((files[ENCODER_FILE] + files[PROBE_FILE]).encode())[:12]
+        model_id = f"{encoder.arch}-{probe.kind}-{digest}"
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        for name, data in ((ENCODER_FILE, enc_bytes), (PROBE_FILE, probe_bytes)):
+            _write_synced(tmp / name, data)
+        onnx_diff = None
+        if export_onnx:
+            model = GraspModel(encoder, probe).to("cpu").eval()
+            onnx_diff = write_onnx(model, tmp / ONNX_FILE, pre_cfg.crop)
+            files[ONNX_FILE] = _sha256((tmp / ONNX_FILE).read_bytes())
+        manifest: dict[str, Any] = {
+            "format_version": FORMAT_VERSION,
+            "model_id": model_id,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "architecture": encoder.architecture(),
+            "input": {
+                "frames": "RGB uint8 H x W x 3 (any size): Ta before contact, Tb closed before lift",
+                "tensor": f"N x 3 x {pre_cfg.crop} x {pre_cfg.crop} float32, normalised Tb - Ta",
+                "size": pre_cfg.crop,
+            },
+            "preprocessing": pre_cfg.to_dict(),
+            "probe": {"kind": probe.kind, "params": _json_ready(probe_params, "probe.params")},
+            "threshold": float(threshold),
+            "training_method": _json_ready(manifest_fields.get("training_method"), "training_method"),
+            "config": _json_ready(manifest_fields.get("config"), "config"),
+            "data_fingerprint": _json_ready(manifest_fields.get("data_fingerprint"), "data_fingerprint"),
+            "metrics": _json_ready(manifest_fields.get("metrics"), "metrics"),
+            "notes": _json_ready(manifest_fields.get("notes"), "notes"),
+            "onnx": {"opset": 17, "max_abs_diff_vs_torch": onnx_diff} if export_onnx else None,
+            "files": files,
+        }
+        _write_synced(tmp / MANIFEST_FILE, (json.dumps(manifest, indent=2, sort_keys=False) + "\n").encode())
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            old.rmdir()
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with path.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and sanity-check ``manifest.json`` of a bundle directory (no hashing)."""
+    root = Path(path)
+    if not root.is_dir():
+        raise BundleError(f"{root}: not a bundle directory (missing or not a directory)")
+    mpath = root / MANIFEST_FILE
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise BundleError(f"{mpath}: missing") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{mpath}: unreadable or not JSON ({exc})") from exc
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{mpath}: expected a JSON object, got {type(manifest).__name__}")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION or isinstance(version, bool):
+        raise BundleError(f"{mpath}: format_version {version!r} unknown (this reader knows {FORMAT_VERSION})")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        raise BundleError(f"{mpath}: field 'files' must map file names to sha256 strings")
+    for required in (ENCODER_FILE, PROBE_FILE):
+        if required not in files:
+            raise BundleError(f"{mpath}: 'files' lacks {required}")
+    for name in files:
+        if Path(name).name != name:
+            raise BundleError(f"{mpath}: file name {name!r} must be a plain name inside the bundle")
+    for field in ("architecture", "preprocessing", "probe", "threshold"):
+        if field not in manifest:
+            raise BundleError(f"{mpath}: field {field!r} missing")
+    return manifest
+
+
+def _read_verified(root: Path, name: str, expected: str) -> bytes:
+    fpath = root / name
+    try:
+        data = fpath.read_bytes()
+    except FileNotFoundError as exc:
+        raise BundleError(f"{fpath}: missing (listed in {MANIFEST_FILE})") from exc
+    except OSError as exc:
+        raise BundleError(f"{fpath}: unreadable ({exc})") from exc
+    actual = _sha256(data)
+    if actual != expected.lower():
+        raise BundleError(f"{fpath}: sha256 mismatch (manifest {expected[:16]}…, file {actual[:16]}…)")
+    return data
+
+
+def _safetensors(data: bytes, fpath: Path) -> dict[str, torch.Tensor]:
+    try:
+        return st_load(data)
+    except Exception as exc:  # safetensors raises its own error types on corrupt headers
+        raise BundleError(f"{fpath}: not a valid safetensors file ({exc})") from exc
+
+
+def load_bundle(path: str | os.PathLike[str]) -> Bundle:
+    """Load and verify a bundle: version, every sha256, tensor names and shapes.
+
+    Raises:
+        BundleError: naming the file (and field) at fault.
+
+    """
+    root = Path(path)
+    manifest = read_manifest(root)
+    mpath = root / MANIFEST_FILE
+    blobs = {name: _read_verified(root, name, sha) for name, sha in manifest["files"].items()}
+
+    arch_info = manifest["architecture"]
+    arch = arch_info.get("arch") if isinstance(arch_info, dict) else None
+    if arch not in ARCHS:
+        raise BundleError(f"{mpath}: architecture.arch {arch!r} unknown; known: {sorted(ARCHS)}")
+    try:
+        pre = PreprocessConfig.from_dict(manifest["preprocessing"])
+    except ConfigError as exc:
+        raise BundleError(f"{mpath}: {exc}") from exc
+    threshold = manifest["threshold"]
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+        raise BundleError(f"{mpath}: threshold {threshold!r} must be a number in [0, 1]")
+    probe_info = manifest["probe"]
+    if not isinstance(probe_info, dict) or not isinstance(probe_info.get("params"), dict):
+        raise BundleError(f"{mpath}: field 'probe' must be {{'kind': ..., 'params': {{...}}}}")
+
+    encoder = Encoder(str(arch))
+    enc_tensors = _safetensors(blobs[ENCODER_FILE], root / ENCODER_FILE)
+    prefix = "backbone."
+    if not all(k.startswith(prefix) for k in enc_tensors):
+        raise BundleError(f"{root / ENCODER_FILE}: tensor names must start with {prefix!r}")
+    try:
+        encoder.backbone.load_state_dict({k[len(prefix):]: v for k, v in enc_tensors.items()}, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise BundleError(f"{root / ENCODER_FILE}: does not fit {arch}: {' '.join(first[:3])}") from exc
+    for k, v in encoder.backbone.state_dict().items():
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            raise BundleError(f"{root / ENCODER_FILE}: tensor {prefix + k!r} contains NaN or inf")
+
+    probe_tensors = _safetensors(blobs[PROBE_FILE], root / PROBE_FILE)
+    try:
+        probe = probe_from_tensors(str(probe_info.get("kind")), probe_tensors, probe_info["params"])
+    except BundleError as exc:
+        raise BundleError(f"{root / PROBE_FILE}: {exc}") from exc
+    if probe.in_dim != encoder.feat_dim:
+        raise BundleError(
+            f"{root / PROBE_FILE}: probe input dim {probe.in_dim} != {arch} features {encoder.feat_dim}"
+        )
+    model = GraspModel(encoder, probe).eval()
+    model_id = str(manifest.get("model_id") or "")
+    if not model_id:
+        raise BundleError(f"{mpath}: field 'model_id' missing or empty")
+    onnx_path = root / ONNX_FILE if ONNX_FILE in blobs else None
+    return Bundle(root, manifest, model, pre, float(threshold), model_id, onnx_path)
