@@ -218,7 +218,9 @@ class GraspPhaseTracker:
         prev_t = None if self._last is None else self._last.t
         self._last = sample
         self.accepted += 1
-        new_state = sample.grasp_state if sample.grasp_state != self._state else None
+        # a state acts on a change from a known state (the first report may be left over)
+        changed = self._state is not None and sample.grasp_state != self._state
+        new_state = sample.grasp_state if changed else None
         if sample.grasp_state is not None:
             self._state = sample.grasp_state
         moving_now = sample.moving

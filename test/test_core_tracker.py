@@ -1,0 +1,176 @@
+"""The grasp phase tracker: onset, settle, no part, firmware states, moving flag, re-arm, bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from tactile_grasp_predictor.errors import ConfigError
+from tactile_grasp_predictor.gripper import GraspState, GripperSample
+from tactile_grasp_predictor.tracker import (
+    ClosingStarted,
+    GraspPhaseTracker,
+    GripperFault,
+    NoPart,
+    Opened,
+    PhaseEvent,
+    Settled,
+    TriggerConfig,
+)
+
+OPEN = 0.08
+
+
+def ramp(tr: GraspPhaseTracker, t0: float, t1: float, w0: float, w1: float, dt: float = 0.01,
+         **kw: object) -> list[PhaseEvent]:
+    """Feed a linear width ramp from (t0, w0) to (t1, w1), t1 excluded."""
+    events: list[PhaseEvent] = []
+    n = round((t1 - t0) / dt)
+    for i in range(n):
+        t = t0 + i * dt
+        w = w0 + (w1 - w0) * (t - t0) / (t1 - t0)
+        events += tr.update(GripperSample(t, w, **kw))  # type: ignore[arg-type]
+    return events
+
+
+def test_default_config_is_valid() -> None:
+    assert TriggerConfig().validate() == TriggerConfig()
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"closing_threshold_m": 0.0}, "closing_threshold_m"),
+        ({"settle_window_s": -1.0}, "settle_window_s"),
+        ({"tb_delay_s": math.nan}, "tb_delay_s"),
+        ({"frame_buffer_size": 0}, "frame_buffer_size"),
+        ({"frame_buffer_size": 2.5}, "frame_buffer_size"),
+        ({"settle_tolerance_m": 0.003}, "settle_tolerance_m"),
+        ({"tb_timeout_s": 0.3}, "tb_timeout_s"),
+        ({"frame_buffer_age_s": 0.5}, "frame_buffer_age_s"),
+        ({"max_stamp_lag_s": math.inf}, "max_stamp_lag_s"),
+        ({"gripper_silence_s": True}, "gripper_silence_s"),
+    ],
+)
+def test_config_validation_names_the_field(change: dict[str, object], field: str) -> None:
+    cfg = dataclasses.replace(TriggerConfig(), **change)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=field):
+        cfg.validate()
+    with pytest.raises(ConfigError, match=field):
+        GraspPhaseTracker(cfg)
+
+
+def test_width_only_grasp_lifecycle() -> None:
+    tr = GraspPhaseTracker()
+    ev = ramp(tr, 0.0, 1.0, OPEN, OPEN)  # open
+    assert ev == [] and tr.phase == "waiting"
+    ev = ramp(tr, 1.0, 1.5, OPEN, 0.03)  # closing at 0.1 m/s
+    assert len(ev) == 1 and isinstance(ev[0], ClosingStarted)
+    start = ev[0]
+    assert start.grasp_id == 1 and start.t == pytest.approx(1.0) and start.t_detected == pytest.approx(1.03)
+    assert tr.phase == "closing" and tr.onset_t == start.t
+    ev = ramp(tr, 1.5, 2.5, 0.03, 0.03)  # holding
+    assert len(ev) == 1 and isinstance(ev[0], Settled)
+    assert ev[0].t == pytest.approx(1.5 + 0.25) and ev[0].width_m == pytest.approx(0.03)
+    assert tr.phase == "closed"
+    ev = ramp(tr, 2.5, 3.0, 0.03, OPEN)  # opening
+    assert [type(e) for e in ev] == [Opened] and tr.phase == "waiting"
+    ev = ramp(tr, 3.0, 4.0, OPEN, OPEN)
+    assert ev == []
+    ev = ramp(tr, 4.0, 4.5, OPEN, 0.03)
+    assert [type(e) for e in ev] == [ClosingStarted] and tr.grasp_id == 2
+
+
+def test_fully_closed_is_no_part_at_once() -> None:
+    tr = GraspPhaseTracker()
+    ramp(tr, 0.0, 0.5, OPEN, OPEN)
+    ev = ramp(tr, 0.5, 1.3, OPEN, 0.0)
+    assert [type(e) for e in ev] == [ClosingStarted, NoPart]
+    assert ev[1].t <= 0.5 + (OPEN - 0.0015) / 0.1 + 0.011
+
+
+def test_width_noise_within_tolerance_does_not_trigger() -> None:
+    tr = GraspPhaseTracker()
+    ev: list[PhaseEvent] = []
+    for i in range(3000):
+        ev += tr.update(GripperSample(i * 0.01, OPEN + 0.001 * math.sin(i * 0.37)))
+    assert ev == [] and tr.grasp_id == 0
+
+
+def test_grasp_state_sharpens_the_trigger() -> None:
+    tr = GraspPhaseTracker()
+    ramp(tr, 0.0, 1.0, OPEN, OPEN, grasp_state=GraspState.IDLE)
+    ev = tr.update(GripperSample(1.0, None, None, GraspState.GRASPING))
+    assert [type(e) for e in ev] == [ClosingStarted] and ev[0].t <= 1.0
+    ev = tr.update(GripperSample(1.05, OPEN - 0.005))
+    assert ev == []
+    ev = tr.update(GripperSample(1.1, None, None, GraspState.HOLDING))
+    assert [type(e) for e in ev] == [Settled] and ev[0].t == 1.1 and ev[0].width_m == OPEN - 0.005
+    # a repeated HOLDING report is not a new event; RELEASING re-arms
+    assert tr.update(GripperSample(1.2, None, None, GraspState.HOLDING)) == []
+    assert [type(e) for e in tr.update(GripperSample(1.3, None, None, GraspState.RELEASING))] == [Opened]
+
+
+def test_missed_grasping_report_still_counts() -> None:
+    tr = GraspPhaseTracker()
+    ramp(tr, 0.0, 1.0, OPEN, OPEN, grasp_state=GraspState.IDLE)
+    ev = tr.update(GripperSample(1.0, None, None, GraspState.NO_PART_FOUND))
+    assert [type(e) for e in ev] == [ClosingStarted, NoPart]
+    assert ev[0].t < 1.0
+
+
+def test_error_state_during_grasp() -> None:
+    tr = GraspPhaseTracker()
+    ramp(tr, 0.0, 0.5, OPEN, OPEN, grasp_state=GraspState.IDLE)
+    ramp(tr, 0.5, 0.6, OPEN, 0.07)
+    assert tr.phase == "closing"
+    ev = tr.update(GripperSample(0.61, None, None, GraspState.ERROR))
+    assert [type(e) for e in ev] == [GripperFault]
+
+
+def test_persisting_firmware_state_does_not_retrigger() -> None:
+    # a state reported from the start (left over from before) is no transition
+    tr = GraspPhaseTracker()
+    tr.update(GripperSample(0.0, OPEN, None, GraspState.NO_PART_FOUND))  # left over from before
+    ev = []
+    for i in range(1, 100):
+        ev += tr.update(GripperSample(i * 0.01, OPEN, None, GraspState.NO_PART_FOUND))
+    assert ev == [] and tr.grasp_id == 0
+
+
+def test_moving_flag_gives_earlier_onset_and_settle() -> None:
+    tr = GraspPhaseTracker()
+    ramp(tr, 0.0, 1.0, OPEN, OPEN, moving=False)
+    # the flag rises at 1.0 but the width only drops from 1.2 on
+    ramp(tr, 1.0, 1.2, OPEN, OPEN, moving=True)
+    ev = ramp(tr, 1.2, 1.5, OPEN, 0.05, moving=True)
+    assert [type(e) for e in ev] == [ClosingStarted] and ev[0].t == pytest.approx(1.0)
+    ev = tr.update(GripperSample(1.5, 0.05, False))
+    assert [type(e) for e in ev] == [Settled] and ev[0].t == 1.5  # no need to wait the window
+
+
+def test_out_of_order_duplicate_and_invalid_samples_are_ignored_and_counted() -> None:
+    tr = GraspPhaseTracker()
+    ramp(tr, 0.0, 1.0, OPEN, OPEN, grasp_state=GraspState.IDLE)
+    last = GripperSample(0.99, OPEN, None, GraspState.IDLE)
+    assert tr.update(last) == []  # exact repeat of the last sample
+    assert tr.duplicates == 1
+    assert tr.update(GripperSample(0.5, 0.01)) == []  # older than the last: ignored
+    assert tr.out_of_order == 1 and tr.phase == "waiting"
+    assert tr.update(GripperSample(math.nan, 0.01)) == []
+    assert tr.invalid == 1
+    # a bad width is dropped but the sample's time counts
+    assert tr.update(GripperSample(1.0, math.inf)) == [] and tr.invalid == 2 and tr.last_t == 1.0
+    # same time, different content (e.g. a status next to a JointState) is processed
+    ev = tr.update(GripperSample(1.0, None, None, GraspState.GRASPING))
+    assert [type(e) for e in ev] == [ClosingStarted]
+
+
+def test_opening_during_closing_rearms() -> None:
+    tr = GraspPhaseTracker()
+    ramp(tr, 0.0, 0.5, OPEN, OPEN)
+    ramp(tr, 0.5, 0.8, OPEN, 0.05)
+    ev = ramp(tr, 0.8, 1.0, 0.05, 0.07)
+    assert [type(e) for e in ev] == [Opened] and tr.phase == "waiting"
