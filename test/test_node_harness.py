@@ -1,0 +1,288 @@
+"""A test harness for the ROS nodes (real rclpy, real DDS on loopback) and its own small tests.
+
+``Rig`` spins the nodes under test in a MultiThreadedExecutor on a background thread; a
+``Driver`` node publishes what a WSG-50 + GelSight driver pair publishes (reliable, depth
+10) and records the decisions and diagnostics it receives. Every wait has a generous
+deadline; nothing asserts on timing.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import rclpy
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image, JointState
+from tactile_grasp_msgs.msg import GraspDecision
+
+from tactile_grasp_predictor.decision import Decision, Verdict
+from tactile_grasp_predictor.ros.conversions import (
+    decision_to_msg,
+    finger_joint_state,
+    float_to_stamp,
+    image_to_rgb,
+    rgb_to_image,
+    stamp_to_float,
+)
+from tactile_grasp_predictor.ros.sim_robot_node import DRIVER_QOS, FINGER_JOINTS
+
+OPEN, HELD = 0.08, 0.04  # finger openings, metres
+IMAGE_TOPIC = "/gelsight/image_raw"
+JOINT_TOPIC = "/joint_states"
+
+
+class BrightnessPredictor:
+    """A deterministic predictor for exact expectations: p = mean(Tb) / 255."""
+
+    model_id = "brightness-test"
+    threshold = 0.5
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def predict(self, ta: np.ndarray, tb: np.ndarray) -> float:
+        assert ta.shape == tb.shape and ta.dtype == np.uint8
+        self.calls += 1
+        return float(tb.mean() / 255.0)
+
+
+def stamp(k: int) -> Time:
+    """A recognisable header stamp for frame ``k``."""
+    return Time(sec=1000 + k, nanosec=0)
+
+
+class Driver(Node):
+    """Publishes like the drivers; records decisions and diagnostics."""
+
+    def __init__(self, context: rclpy.context.Context,
+                 decision_topic: str = "/predictor_node/decision") -> None:
+        super().__init__("test_driver", context=context)
+        self.images = self.create_publisher(Image, IMAGE_TOPIC, DRIVER_QOS)
+        self.joints = self.create_publisher(JointState, JOINT_TOPIC, DRIVER_QOS)
+        self.decisions: list[GraspDecision] = []
+        self.diagnostics: list[DiagnosticArray] = []
+        self.create_subscription(GraspDecision, decision_topic, self.decisions.append, 10)
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._diag, 10)
+
+    def _diag(self, msg: DiagnosticArray) -> None:
+        self.diagnostics.append(msg)
+        del self.diagnostics[:-5]
+
+    def frame(self, k: int, value: int = 120, encoding: str = "rgb8", bad: bool = False,
+              hw: tuple[int, int] = (48, 64)) -> None:
+        rgb = np.full((*hw, 3), value, np.uint8)
+        rgb[0, 0] = (k % 256, 0, 0)
+        msg = rgb_to_image(rgb, encoding, stamp(k), "gelsight_left")
+        if bad:
+            msg.data = bytes(msg.data)[:-7]  # truncated: data length disagrees with step x height
+        self.images.publish(msg)
+
+    def joint(self, width: float) -> None:
+        self.joints.publish(finger_joint_state(width, Time(), FINGER_JOINTS))
+
+    def last_diag(self) -> dict[str, str]:
+        if not self.diagnostics:
+            return {}
+        st = self.diagnostics[-1].status[0]
+        return {"level": str(st.level[0] if isinstance(st.level, bytes) else st.level),
+                "message": st.message, **{kv.key: kv.value for kv in st.values}}
+
+
+class Rig:
+    """Nodes spinning in the background; the test thread publishes and waits."""
+
+    def __init__(self, context: rclpy.context.Context) -> None:
+        self.context = context
+        self.executor = MultiThreadedExecutor(num_threads=4, context=context)
+        self.nodes: list[Node] = []
+        self._thread: threading.Thread | None = None
+
+    def add(self, node: Node) -> Node:
+        self.nodes.append(node)
+        self.executor.add_node(node)
+        return node
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        for node in reversed(self.nodes):
+            node.destroy_node()
+        self.executor.shutdown(timeout_sec=5.0)
+        if self._thread is not None:
+            self._thread.join(10.0)
+
+
+def wait_for(done: Callable[[], bool], timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return done()
+
+
+def connected(driver: Driver, timeout_s: float = 30.0) -> None:
+    assert wait_for(lambda: driver.images.get_subscription_count() > 0
+                    and driver.joints.get_subscription_count() > 0, timeout_s), "no DDS match"
+
+
+@dataclass
+class GraspScript:
+    """A scripted grasp in real time: the frames used as Ta / Tb are known by their stamps."""
+
+    k0: int  # first frame number; Ta is frame k0 + n_before - 1, Tb frame k0 + n_before
+    n_before: int = 6
+    tb_value: int = 200  # Tb brightness: p = value / 255 with BrightnessPredictor
+    close_to: float = HELD
+    frames_before: bool = True
+    frames_after: bool = True
+    bad_after: bool = False  # frames after the onset are malformed
+    joints_after_onset: bool = True  # False: the gripper goes silent once closing
+    never_settle: bool = False  # keep closing slowly (no Tb)
+    hold_s: float = 0.6  # held, no frames, before the Tb frame (> settle window + Tb delay)
+    frames_during: bool = False  # also publish frames while closing and holding (Tb is then not exact)
+
+    @property
+    def ta_k(self) -> int:
+        return self.k0 + self.n_before - 1
+
+    @property
+    def tb_k(self) -> int:
+        return self.k0 + self.n_before
+
+
+def run_grasp(d: Driver, g: GraspScript, after_s: float = 0.3) -> None:
+    """Open with frames → pause → close → hold (no frames) → Tb frames → open again."""
+    period = 1.0 / 30.0
+    for i in range(g.n_before):  # open, frames at 30 Hz with a joint state each
+        if g.frames_before:
+            d.frame(g.k0 + i, value=100)
+        d.joint(OPEN)
+        time.sleep(period)
+    for _ in range(5):  # still open, no frames: Ta is strictly before the onset
+        d.joint(OPEN)
+        time.sleep(0.02)
+    if not g.joints_after_onset:
+        d.joint(OPEN - 0.01)  # closing starts, then silence
+        time.sleep(0.3)
+        if g.frames_after:
+            for i in range(40):
+                d.frame(g.tb_k + i, value=g.tb_value, bad=g.bad_after)
+                time.sleep(0.05)
+        return
+    if g.never_settle:
+        w = OPEN
+        t_end = time.monotonic() + 3.0
+        i = 0
+        while time.monotonic() < t_end:
+            w -= 0.0004
+            d.joint(w)
+            if g.frames_after and i % 2 == 0:
+                d.frame(g.tb_k + i, value=g.tb_value, bad=g.bad_after)
+            i += 1
+            time.sleep(0.02)
+        _reopen(d, w)
+        return
+    n = 0
+    for w in np.linspace(OPEN, g.close_to, 10)[1:]:  # close over ~0.2 s
+        d.joint(float(w))
+        n += 1
+        if g.frames_during and n % 2 == 0:
+            d.frame(900 + n, value=g.tb_value, bad=g.bad_after)
+        time.sleep(0.02)
+    t_end = time.monotonic() + g.hold_s
+    while time.monotonic() < t_end:  # settle (no frames unless frames_during)
+        d.joint(g.close_to)
+        n += 1
+        if g.frames_during and n % 2 == 0:
+            d.frame(900 + n, value=g.tb_value, bad=g.bad_after)
+        time.sleep(0.02)
+    for i in range(8):  # Tb and a few more
+        if g.frames_after:
+            d.frame(g.tb_k + i, value=g.tb_value, bad=g.bad_after)
+        d.joint(g.close_to)
+        time.sleep(period)
+    t_end = time.monotonic() + after_s
+    while time.monotonic() < t_end:
+        d.joint(g.close_to)
+        time.sleep(0.02)
+    _reopen(d, g.close_to)
+
+
+def _reopen(d: Driver, w_from: float) -> None:
+    for w in np.linspace(w_from, OPEN, 8):
+        d.joint(float(w))
+        time.sleep(0.02)
+    for _ in range(5):
+        d.joint(OPEN)
+        time.sleep(0.02)
+
+
+def overrides(**values: object) -> list[Parameter]:
+    return [Parameter(k.replace("__", "."), value=v) for k, v in values.items()]
+
+
+@pytest.fixture
+def ros_context() -> Iterator[rclpy.context.Context]:
+    context = rclpy.context.Context()
+    rclpy.init(context=context)
+    try:
+        yield context
+    finally:
+        rclpy.shutdown(context=context)
+
+
+# ------------------------------------------------------------------ the conversions' own tests
+def test_stamps_round_trip_and_empty_stamp_is_none() -> None:
+    assert stamp_to_float(Time()) is None
+    assert float_to_stamp(None) == Time()
+    t = 1_700_000_123.456789
+    back = stamp_to_float(float_to_stamp(t))
+    assert back is not None and abs(back - t) < 1e-6
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "8UC3", "mono8"])
+def test_image_round_trip_each_encoding(encoding: str) -> None:
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    if encoding == "mono8":
+        rgb[:] = rgb[:, :, :1]
+    msg = rgb_to_image(rgb, encoding, stamp(1), "f")
+    out = image_to_rgb(msg, (encoding,))
+    assert out.shape == (5, 7, 3)
+    if encoding == "mono8":
+        assert np.abs(out.astype(int) - rgb.astype(int)).max() <= 1
+    else:
+        assert np.array_equal(out, rgb)
+
+
+def test_image_refused_with_topic_and_field() -> None:
+    from tactile_grasp_predictor.errors import FrameError
+
+    msg = rgb_to_image(np.zeros((4, 4, 3), np.uint8), "rgb8", stamp(0), "f")
+    with pytest.raises(FrameError, match="/cam: encoding 'rgb8' not accepted"):
+        image_to_rgb(msg, ("bgr8",), "/cam")
+    msg.data = bytes(msg.data)[:-1]
+    with pytest.raises(FrameError, match=r"/cam: .*Image\.data"):
+        image_to_rgb(msg, ("rgb8",), "/cam")
+
+
+def test_decision_message_never_lifts_unless_the_core_did() -> None:
+    d = Decision(grasp_id=3, verdict=Verdict.ABORT, p_success=math.nan, threshold=0.5, ta_stamp=None,
+                 tb_stamp=12.5, latency_ms=1.0, reason="tb_timeout", model_id="m", t_decision=13.0)
+    msg = decision_to_msg(d, "gelsight_left", stamp(0))
+    assert msg.verdict == GraspDecision.ABORT and math.isnan(msg.p_success) and msg.reason == "tb_timeout"
+    assert msg.ta_stamp == Time() and stamp_to_float(msg.tb_stamp) == 12.5
+    lift = decision_to_msg(Decision(**{**d.__dict__, "verdict": Verdict.LIFT, "p_success": 0.9,
+                                       "reason": "model"}), "f", stamp(0))
+    assert lift.verdict == GraspDecision.LIFT and lift.grasp_id == 3

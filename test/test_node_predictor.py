@@ -1,0 +1,182 @@
+"""predictor_node over real DDS: exact decisions with their Ta/Tb stamps, and every failure mode → ABORT."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import rclpy
+from rcl_interfaces.msg import ParameterType
+from rclpy.parameter import Parameter
+from tactile_grasp_msgs.msg import GraspDecision
+from test_node_harness import (
+    BrightnessPredictor,
+    Driver,
+    GraspScript,
+    Rig,
+    connected,
+    overrides,
+    ros_context,  # noqa: F401  (fixture)
+    run_grasp,
+    stamp,
+    wait_for,
+)
+
+from tactile_grasp_predictor.errors import ConfigError
+from tactile_grasp_predictor.ros.conversions import stamp_to_float
+from tactile_grasp_predictor.ros.predictor_node import PARAMETERS, PredictorNode
+
+# Generous frame age: the scripts pause frames around the onset and during settling on purpose.
+SCRIPTED = {"trigger__frame_max_age_s": 5.0, "trigger__tb_timeout_s": 6.0}
+
+
+def start(context: rclpy.context.Context, predictor: object | None = None, **params: object
+          ) -> tuple[Rig, PredictorNode, Driver]:
+    rig = Rig(context)
+    loader = (lambda _cfg: predictor) if predictor is not None else None
+    kwargs = {"loader": loader} if loader else {}
+    node = PredictorNode(context=context, parameter_overrides=overrides(**params), **kwargs)
+    rig.add(node)
+    driver = Driver(context)
+    rig.add(driver)
+    rig.start()
+    connected(driver)
+    assert node.model_ready.wait(60)
+    return rig, node, driver
+
+
+def decision_n(driver: Driver, n: int, timeout_s: float = 30.0) -> GraspDecision:
+    assert wait_for(lambda: len(driver.decisions) >= n, timeout_s), f"decision {n} never came"
+    return driver.decisions[n - 1]
+
+
+def test_frames_and_joint_states_give_exact_decisions_with_stamps(ros_context) -> None:  # noqa: F811
+    predictor = BrightnessPredictor()
+    rig, _node, d = start(ros_context, predictor, **SCRIPTED)
+    try:
+        run_grasp(d, GraspScript(k0=0, tb_value=204))  # p = 0.8 → LIFT
+        first = decision_n(d, 1)
+        run_grasp(d, GraspScript(k0=100, tb_value=51))  # p = 0.2 → ABORT by the model
+        second = decision_n(d, 2)
+        assert (first.grasp_id, second.grasp_id) == (1, 2)
+        assert first.verdict == GraspDecision.LIFT and first.reason == "model"
+        assert first.p_success == pytest.approx(204 / 255, abs=1e-3)
+        assert second.verdict == GraspDecision.ABORT and second.reason == "model"
+        assert second.p_success == pytest.approx(51 / 255, abs=1e-3)
+        for msg, g in ((first, GraspScript(k0=0)), (second, GraspScript(k0=100))):
+            assert msg.ta_stamp == stamp(g.ta_k), "Ta = the newest frame before the closing onset"
+            assert msg.tb_stamp == stamp(g.tb_k), "Tb = the first frame after settling + delay"
+            assert msg.threshold == pytest.approx(0.5)
+            assert msg.model_id == "brightness-test" and msg.header.frame_id == "gelsight_left"
+            assert 0.0 <= msg.latency_ms < 60_000
+        assert predictor.calls == 2
+        assert len(d.decisions) == 2, "exactly one decision per grasp"
+    finally:
+        rig.close()
+
+
+def test_no_part_found_aborts_without_the_model(ros_context) -> None:  # noqa: F811
+    predictor = BrightnessPredictor()
+    rig, _node, d = start(ros_context, predictor, **SCRIPTED)
+    try:
+        run_grasp(d, GraspScript(k0=0, close_to=0.0005))
+        msg = decision_n(d, 1)
+        assert msg.verdict == GraspDecision.ABORT and msg.reason == "no_part_found"
+        assert math.isnan(msg.p_success) and predictor.calls == 0
+    finally:
+        rig.close()
+
+
+def test_failure_modes_each_abort_with_reason_and_node_keeps_running(ros_context) -> None:  # noqa: F811
+    predictor = BrightnessPredictor()
+    rig, node, d = start(ros_context, predictor, trigger__tb_timeout_s=1.5, trigger__frame_max_age_s=0.3,
+                         trigger__gripper_silence_s=0.5)
+    try:
+        # No frames at all: nothing to use as Ta.
+        run_grasp(d, GraspScript(k0=0, frames_before=False, frames_after=False))
+        assert decision_n(d, 1).reason == "no_pre_contact_frame"
+        # Frames stop after Ta: when Tb is due the newest frame is too old.
+        run_grasp(d, GraspScript(k0=100, frames_after=False))
+        assert decision_n(d, 2).reason == "stale_frame"
+        # Malformed frames after the onset: counted, and the grasp ABORTs bad_frame.
+        run_grasp(d, GraspScript(k0=200, bad_after=True, frames_during=True))
+        assert decision_n(d, 3).reason == "bad_frame"
+        # The gripper goes silent while closing.
+        run_grasp(d, GraspScript(k0=300, joints_after_onset=False))
+        assert decision_n(d, 4).reason == "gripper_silent"
+        # The fingers never settle: no Tb before the timeout.
+        run_grasp(d, GraspScript(k0=400, never_settle=True))
+        assert decision_n(d, 5).reason == "tb_timeout"
+        for msg in d.decisions:
+            assert msg.verdict == GraspDecision.ABORT and math.isnan(msg.p_success)
+        assert predictor.calls == 0
+        # Still alive and well: a normal grasp afterwards is decided by the model.
+        node.set_parameters([Parameter("trigger.frame_max_age_s", value=5.0)])
+        run_grasp(d, GraspScript(k0=500, tb_value=230))
+        last = decision_n(d, 6)
+        assert last.reason == "model" and last.verdict == GraspDecision.LIFT
+        assert wait_for(lambda: int(d.last_diag().get("bad_frames", "0")) > 0)
+    finally:
+        rig.close()
+
+
+def test_missing_or_corrupt_bundle_aborts_model_unavailable(ros_context, tmp_path: Path) -> None:  # noqa: F811
+    bundle = tmp_path / "corrupt"
+    bundle.mkdir()
+    (bundle / "manifest.json").write_text(json.dumps({"format_version": 999}))
+    rig, node, d = start(ros_context, None, bundle_path=str(bundle), **SCRIPTED)
+    try:
+        run_grasp(d, GraspScript(k0=0, tb_value=250))
+        msg = decision_n(d, 1)
+        assert msg.verdict == GraspDecision.ABORT and msg.reason == "model_unavailable"
+        assert wait_for(lambda: d.last_diag().get("model_loaded") == "False")
+        diag = d.last_diag()
+        assert diag["level"] == "2" and "model unavailable" in diag["message"], diag  # ERROR
+        assert node.get_parameter("bundle_path").value == str(bundle)
+    finally:
+        rig.close()
+
+
+def test_real_random_weight_bundle_is_loaded_and_decides(ros_context, tmp_path: Path) -> None:  # noqa: F811
+    bundles = pytest.importorskip("bundles", reason="test/bundles.py (random-weight bundles) not there yet")
+    path = bundles.make_random_bundle(tmp_path / "bundle")
+    rig, _node, d = start(ros_context, None, bundle_path=str(path), **SCRIPTED)
+    try:
+        run_grasp(d, GraspScript(k0=0))
+        msg = decision_n(d, 1, timeout_s=60)
+        assert msg.reason == "model" and 0.0 <= msg.p_success <= 1.0
+        assert msg.model_id and msg.model_id != "brightness-test"
+        assert (msg.verdict == GraspDecision.LIFT) == (msg.p_success >= msg.threshold)
+        assert wait_for(lambda: d.last_diag().get("model_loaded") == "True")
+    finally:
+        rig.close()
+
+
+def test_parameters_are_declared_with_descriptors_and_validated(ros_context) -> None:  # noqa: F811
+    rig, node, _d = start(ros_context, BrightnessPredictor())
+    try:
+        for spec in PARAMETERS:
+            desc = node.describe_parameter(spec.name)
+            assert desc.description, spec.name
+            assert desc.type != ParameterType.PARAMETER_NOT_SET, spec.name
+        th = node.describe_parameter("threshold")
+        assert th.floating_point_range[0].from_value == -1.0 and th.floating_point_range[0].to_value == 1.0
+        ok = node.set_parameters([Parameter("threshold", value=0.7)])[0]
+        assert ok.successful and node.cfg["threshold"] == 0.7
+        bad = node.set_parameters([Parameter("image_encodings", value=["rgb8", "yuv422"])])[0]
+        assert not bad.successful and "yuv422" in bad.reason
+        cross = node.set_parameters([Parameter("trigger.settle_tolerance_m", value=0.01)])[0]
+        assert not cross.successful and "settle_tolerance_m" in cross.reason  # must stay below closing
+        ro = node.set_parameters([Parameter("image_topic", value="/other")])[0]
+        assert not ro.successful
+    finally:
+        rig.close()
+
+
+def test_invalid_start_up_parameters_raise_config_error(ros_context) -> None:  # noqa: F811
+    with pytest.raises(ConfigError, match="width_mode"):
+        PredictorNode(context=ros_context, loader=lambda _c: BrightnessPredictor(),
+                      parameter_overrides=overrides(width_mode="single"))  # two joints named
+    assert stamp_to_float(stamp(1)) == 1001.0
