@@ -1,0 +1,562 @@
+"""Read a rosbag2 recording (mcap or sqlite3) into time-ordered inputs of the runtime core.
+
+A bag is read with ``rosbags`` (pure Python, no ROS install). Every message's *recorded
+receive time* (the bag's log time) is its time ``t`` in the core, exactly as the node uses its
+own receive time live; header stamps are carried alongside for reporting (``None`` when empty).
+
+Images are not decoded while reading: :class:`LazyImage` keeps the raw CDR bytes and parses
+only the few header fields needed to validate a frame (encoding, size, step, data length);
+pixels are decoded when a frame is actually used as Ta or Tb (:meth:`LazyImage.decode`).
+
+Example::
+
+    with BagSource("grasps_mcap") as source:
+        print(source.topics)
+        for item in source.items():
+            ...  # FrameItem | GripperItem | OutcomeItem | Skipped
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from tactile_grasp_predictor.errors import BagError, FrameError
+from tactile_grasp_predictor.replay.wsg_types import STATUS_VARIANTS, status_variant_of
+
+IMAGE_TYPE = "sensor_msgs/msg/Image"
+COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
+JOINT_STATE_TYPE = "sensor_msgs/msg/JointState"
+BOOL_TYPE = "std_msgs/msg/Bool"
+
+#: encodings the core decodes (see image_codec)
+RAW_ENCODINGS = {"rgb8": 3, "bgr8": 3, "8uc3": 3, "mono8": 1, "8uc1": 1, "rgba8": 4, "bgra8": 4, "8uc4": 4}
+
+_LEFT_TOKENS = ("left", "gelsight_l", "gelsighta", "gelsight_a", "/l/", "_l/", "gsmini", "finger0", "/a/")
+_RIGHT_TOKENS = ("right", "gelsight_r", "gelsightb", "gelsight_b", "/r/", "_r/", "finger1", "/b/")
+_OUTCOME_TOKENS = ("outcome", "success", "label", "lift_result", "grasp_result")
+
+
+# ------------------------------------------------------------------------- topic selection
+@dataclass(frozen=True)
+class TopicSelection:
+    """Which topics to read; ``None`` = detect automatically, ``""`` = do not use."""
+
+    image: str | None = None
+    joint_states: str | None = None
+    moving: str | None = None
+    status: str | None = None
+    outcome: str | None = None
+
+
+@dataclass(frozen=True)
+class ResolvedTopics:
+    """The topics actually read from one bag, with their types."""
+
+    image: str
+    image_type: str
+    joint_states: str | None
+    moving: str | None
+    status: str | None
+    status_variant: str | None
+    outcome: str | None
+    ignored: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (for the report)."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+
+def _pick(candidates: list[str], prefer: tuple[str, ...], avoid: tuple[str, ...] = ()) -> list[str]:
+    low = {c: c.lower() for c in candidates}
+    preferred = [c for c in candidates if any(t in low[c] for t in prefer)]
+    preferred = [c for c in preferred if not any(t in low[c] for t in avoid)] or preferred
+    if preferred:
+        return preferred
+    return [c for c in candidates if not any(t in low[c] for t in avoid)]
+
+
+def resolve_topics(
+    bag: str, types: dict[str, str], fields: dict[str, set[str]], wanted: TopicSelection
+) -> ResolvedTopics:
+    """Choose the topics to read from ``types`` (topic → type) following ``wanted``.
+
+    Raises :class:`BagError` naming the bag when a required topic is missing or ambiguous.
+    """
+
+    def explicit(name: str | None, what: str, allowed: tuple[str, ...]) -> str | None:
+        if not name:
+            return None
+        if name not in types:
+            raise BagError(f"{bag}: {what} topic {name!r} is not in the bag (topics: {sorted(types)})")
+        if allowed and types[name] not in allowed:
+            raise BagError(f"{bag}: topic {name!r} has type {types[name]}, expected one of {allowed}")
+        return name
+
+    images = [t for t, ty in types.items() if ty in (IMAGE_TYPE, COMPRESSED_TYPE)]
+    image = explicit(wanted.image, "image", (IMAGE_TYPE, COMPRESSED_TYPE))
+    if image is None:
+        picked = _pick(images, _LEFT_TOKENS, _RIGHT_TOKENS)
+        if not picked:
+            raise BagError(f"{bag}: no sensor_msgs/Image or CompressedImage topic (topics: {sorted(types)})")
+        if len(picked) > 1:
+            raise BagError(
+                f"{bag}: several image topics could be the left GelSight {sorted(picked)}; "
+                "choose one with --image-topic"
+            )
+        image = picked[0]
+
+    joints = [t for t, ty in types.items() if ty == JOINT_STATE_TYPE]
+    joint = explicit(wanted.joint_states, "joint state", (JOINT_STATE_TYPE,))
+    if joint is None and wanted.joint_states is None and joints:
+        picked = _pick(joints, ("wsg", "gripper", "joint_states"))
+        if len(picked) > 1:
+            raise BagError(
+                f"{bag}: several JointState topics {sorted(picked)}; choose one with --joint-topic"
+            )
+        joint = picked[0]
+
+    bools = [t for t, ty in types.items() if ty == BOOL_TYPE]
+    moving = explicit(wanted.moving, "moving", (BOOL_TYPE,))
+    if moving is None and wanted.moving is None:
+        moving = next((t for t in bools if "moving" in t.lower()), None)
+    outcome = explicit(wanted.outcome, "outcome", (BOOL_TYPE,))
+    if outcome is None and wanted.outcome is None:
+        outcome = next((t for t in bools if any(k in t.lower() for k in _OUTCOME_TOKENS)), None)
+
+    status = explicit(wanted.status, "status", ())
+    if status is None and wanted.status is None:
+        status = next((t for t in sorted(types) if status_variant_of(fields.get(t, set()))), None)
+    variant = None
+    if status is not None:
+        variant = status_variant_of(fields.get(status, set()))
+        if variant is None:
+            raise BagError(
+                f"{bag}: topic {status!r} ({types[status]}) is not a WSG-50 status variant "
+                f"(fields {sorted(fields.get(status, set()))})"
+            )
+    if joint is None and status is None:
+        raise BagError(
+            f"{bag}: no gripper input: neither a sensor_msgs/JointState nor a WSG status topic "
+            f"(topics: {sorted(types)})"
+        )
+    used = {image, joint, moving, status, outcome}
+    ignored = tuple(sorted(t for t in types if t not in used))
+    return ResolvedTopics(image, types[image], joint, moving, status, variant, outcome, ignored)
+
+
+# ------------------------------------------------------------------------------ items
+@dataclass(frozen=True)
+class ImageMeta:
+    """Header fields of an image message, parsed without touching the pixels."""
+
+    stamp: float | None
+    encoding: str  # raw encoding, or the compressed format ("jpeg", "png", "rgb8; jpeg compressed bgr8")
+    height: int
+    width: int
+    step: int
+    is_bigendian: int
+    data_offset: int
+    data_len: int
+    compressed: bool
+
+
+class LazyImage:
+    """One image message kept as raw CDR bytes; pixels are decoded on first :meth:`decode`."""
+
+    __slots__ = ("_image", "meta", "raw", "source")
+
+    def __init__(self, raw: bytes, meta: ImageMeta, source: str) -> None:
+        self.raw = raw
+        self.meta = meta
+        self.source = source  # "<bag>:<topic>#<index>" for error messages
+        self._image: np.ndarray | None = None
+
+    @property
+    def decoded(self) -> bool:
+        """Whether the pixels have been decoded already."""
+        return self._image is not None
+
+    def decode(self) -> np.ndarray:
+        """RGB uint8 ``H x W x 3``; raises :class:`FrameError` naming the message."""
+        if self._image is None:
+            from tactile_grasp_predictor import image_codec
+
+            m = self.meta
+            data = memoryview(self.raw)[m.data_offset : m.data_offset + m.data_len]
+            try:
+                if m.compressed:
+                    self._image = image_codec.decode_compressed(m.encoding, bytes(data))
+                else:
+                    self._image = image_codec.decode_image(
+                        m.encoding, m.height, m.width, m.step, np.frombuffer(data, np.uint8), m.is_bigendian
+                    )
+            except FrameError as exc:
+                raise FrameError(f"{self.source}: {exc}") from exc
+            except Exception as exc:  # a codec failure is a bad frame, never a crash
+                raise FrameError(f"{self.source}: cannot decode image: {exc}") from exc
+        return self._image
+
+
+@dataclass(frozen=True)
+class FrameItem:
+    """A tactile frame received at ``t`` (bag log time, s)."""
+
+    t: float
+    stamp: float | None
+    image: LazyImage
+
+
+@dataclass(frozen=True)
+class GripperItem:
+    """A gripper input at ``t``: width (m) from JointState / status, moving flag, grasp state."""
+
+    t: float
+    topic: str
+    kind: str  # "joint" | "moving" | "status"
+    width_m: float | None = None
+    moving: bool | None = None
+    grasp_state: int | None = None  # GraspState value
+    status_text: str | None = None
+
+
+@dataclass(frozen=True)
+class OutcomeItem:
+    """The recorded outcome of the last grasp (True = lifted successfully)."""
+
+    t: float
+    success: bool
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A message that cannot be used, with the reason (named bag/topic/index)."""
+
+    t: float
+    topic: str
+    reason: str
+
+
+BagItem = FrameItem | GripperItem | OutcomeItem | Skipped
+
+
+# ---------------------------------------------------------------------- CDR header parsing
+class _Cdr:
+    """Minimal CDR cursor over a message's bytes (alignment relative to the payload start)."""
+
+    def __init__(self, raw: bytes) -> None:
+        if len(raw) < 4:
+            raise ValueError("message shorter than the CDR encapsulation header")
+        self.raw = raw
+        self.le = raw[1] in (1, 3)
+        self.pos = 4
+
+    def _align(self, n: int) -> None:
+        self.pos += (-(self.pos - 4)) % n
+
+    def u32(self) -> int:
+        self._align(4)
+        (v,) = struct.unpack_from("<I" if self.le else ">I", self.raw, self.pos)
+        self.pos += 4
+        return int(v)
+
+    def i32(self) -> int:
+        self._align(4)
+        (v,) = struct.unpack_from("<i" if self.le else ">i", self.raw, self.pos)
+        self.pos += 4
+        return int(v)
+
+    def u8(self) -> int:
+        v = self.raw[self.pos]
+        self.pos += 1
+        return int(v)
+
+    def string(self) -> str:
+        n = self.u32()
+        if n > len(self.raw) - self.pos:
+            raise ValueError("string runs past the end of the message")
+        s = self.raw[self.pos : self.pos + n].rstrip(b"\x00").decode("utf-8", "replace")
+        self.pos += n
+        return s
+
+    def stamp(self) -> float | None:
+        sec, nsec = self.i32(), self.u32()
+        return None if sec == 0 and nsec == 0 else sec + nsec * 1e-9
+
+    def blob(self) -> tuple[int, int]:
+        n = self.u32()
+        if n > len(self.raw) - self.pos:
+            raise ValueError(
+                f"data claims {n} bytes, only {len(self.raw) - self.pos} present (truncated message)"
+            )
+        return self.pos, n
+
+
+def parse_image_meta(raw: bytes, compressed: bool) -> ImageMeta:
+    """Parse header, size, encoding and the data location of an Image / CompressedImage."""
+    c = _Cdr(raw)
+    stamp = c.stamp()
+    c.string()  # frame_id
+    if compressed:
+        fmt = c.string()
+        off, n = c.blob()
+        return ImageMeta(stamp, fmt, 0, 0, 0, 0, off, n, True)
+    height, width = c.u32(), c.u32()
+    encoding = c.string()
+    big = c.u8()
+    step = c.u32()
+    off, n = c.blob()
+    return ImageMeta(stamp, encoding, height, width, step, big, off, n, False)
+
+
+def check_image_meta(meta: ImageMeta) -> str | None:
+    """Cheap validity check of an image without decoding pixels: the reason if unusable.
+
+    The same checks :func:`~tactile_grasp_predictor.image_codec.decode_image` makes (the node
+    drops a frame that fails them before it reaches the gate), so the replay drops the same frames.
+    """
+    from tactile_grasp_predictor.image_codec import MAX_SIDE
+
+    if meta.compressed:
+        fmt = meta.encoding.lower()
+        if not any(k in fmt for k in ("jpeg", "jpg", "png")):
+            return f"CompressedImage.format: {meta.encoding!r} is not jpeg or png"
+        return None if meta.data_len > 0 else "CompressedImage.data: empty"
+    channels = RAW_ENCODINGS.get(meta.encoding.strip().lower())
+    if channels is None:
+        return f"Image.encoding: {meta.encoding!r} is not supported (supported: {sorted(RAW_ENCODINGS)})"
+    if not (0 < meta.height <= MAX_SIDE and 0 < meta.width <= MAX_SIDE):
+        return f"Image.height/width: {meta.height} x {meta.width} is empty or larger than {MAX_SIDE}"
+    if meta.is_bigendian not in (0, 1):
+        return f"Image.is_bigendian: must be 0 or 1, got {meta.is_bigendian}"
+    if meta.step < meta.width * channels:
+        return f"Image.step: {meta.step} < width {meta.width} x {channels} channels"
+    if meta.data_len != meta.step * meta.height:
+        return f"Image.data: {meta.data_len} bytes, expected step {meta.step} x height {meta.height}"
+    return None
+
+
+# ------------------------------------------------------------------------------ the source
+def _stamp_of(msg: Any) -> float | None:
+    st = getattr(getattr(msg, "header", None), "stamp", None)
+    if st is None or (st.sec == 0 and st.nanosec == 0):
+        return None
+    return float(st.sec + st.nanosec * 1e-9)
+
+
+@dataclass
+class JointWidth:
+    """How finger width is computed from a JointState (mirrors gripper.JointWidthConfig)."""
+
+    joint_names: tuple[str, ...] = ("wsg50_finger_left_joint", "wsg50_finger_right_joint")
+    scale: float = 1.0
+    mode: str = "sum_abs"
+
+    def width(self, names: list[str], positions: Any) -> tuple[float | None, str]:
+        """Width (m) or ``None`` with the reason (the node's adapter, :mod:`..gripper`)."""
+        from tactile_grasp_predictor import gripper
+
+        cfg = gripper.JointWidthConfig(self.joint_names, self.scale, self.mode)  # type: ignore[arg-type]
+        return gripper.joint_state_width(list(names), [float(p) for p in positions], cfg)
+
+
+@dataclass
+class BagSource:
+    """A rosbag2 recording opened for replay (context manager).
+
+    ``path`` is the bag directory (or its single ``.mcap`` / ``.db3`` file's directory).
+    """
+
+    path: Path
+    wanted: TopicSelection = field(default_factory=TopicSelection)
+    joint_width: JointWidth = field(default_factory=JointWidth)
+    warnings: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+        self.name = self.path.name
+        self._reader: Any = None
+        self._typestore: Any = None
+        self.topics: ResolvedTopics | None = None
+        self.types: dict[str, str] = {}
+        self.counts: dict[str, int] = {}
+
+    # -- opening
+    def __enter__(self) -> BagSource:
+        self.open()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Open the bag, register the types it embeds and resolve the topics."""
+        from rosbags.rosbag2 import Reader
+        from rosbags.typesys import Stores, get_typestore
+
+        path = self.path
+        if path.is_file() and path.suffix in (".mcap", ".db3"):
+            path = path.parent
+        if not path.exists():
+            raise BagError(f"{self.path}: no such bag")
+        if not (path / "metadata.yaml").exists():
+            raise BagError(f"{self.path}: not a rosbag2 directory (no metadata.yaml)")
+        try:
+            reader = Reader(path)
+            reader.open()
+        except Exception as exc:
+            raise BagError(f"{self.path}: cannot open bag: {type(exc).__name__}: {exc}") from exc
+        self._reader = reader
+        self._typestore = get_typestore(Stores.ROS2_HUMBLE)
+        self.types = {c.topic: c.msgtype for c in reader.connections}
+        self.counts = {}
+        for c in reader.connections:
+            self.counts[c.topic] = self.counts.get(c.topic, 0) + c.msgcount
+        fields = {c.topic: self._register(c) for c in reader.connections}
+        self.topics = resolve_topics(self.name, self.types, fields, self.wanted)
+        for topic in self.topics.ignored:
+            self.warnings.append(f"{self.name}: ignoring topic {topic} ({self.types[topic]})")
+
+    def _register(self, conn: Any) -> set[str]:
+        """Make ``conn.msgtype`` known to the typestore; return its field names (empty if unknown)."""
+        from rosbags.typesys import get_types_from_idl, get_types_from_msg
+
+        ts = self._typestore
+        typ = conn.msgtype
+        if typ not in ts.types:
+            typs: dict[str, Any] = {}
+            data = getattr(conn.msgdef, "data", "") or ""
+            try:
+                if data.startswith("=" * 80 + "\nIDL: ") or data.lstrip().startswith("module "):
+                    for part in data.split("=" * 80 + "\n")[1:] if data.startswith("=") else [data]:
+                        typs.update(
+                            get_types_from_idl(part.split("\n", 1)[1] if part.startswith("IDL:") else part)
+                        )
+                elif data:
+                    typs.update(get_types_from_msg(data, typ))
+                else:  # no embedded definition: a WSG variant we know by name?
+                    for vtype, vdef in STATUS_VARIANTS.values():
+                        if vtype == typ:
+                            typs.update(get_types_from_msg(vdef, typ))
+                ts.register({k: v for k, v in typs.items() if k not in ts.types})
+            except Exception as exc:
+                self.warnings.append(f"{self.name}: cannot register type {typ} of {conn.topic}: {exc}")
+                return set()
+        if typ not in ts.types:
+            return set()
+        try:
+            return {name for name, _ in ts.get_msgdef(typ).fields}
+        except Exception:
+            return set()
+
+    def close(self) -> None:
+        """Close the underlying reader."""
+        if self._reader is not None:
+            try:
+                self._reader.close()
+            finally:
+                self._reader = None
+
+    # -- reading
+    def items(self) -> Iterator[BagItem]:
+        """Yield the messages of the resolved topics in log-time order as core items.
+
+        A storage file that ends early (truncated, corrupt) ends the stream with a warning;
+        unusable messages are yielded as :class:`Skipped` with the reason.
+        """
+        if self._reader is None or self.topics is None:
+            raise BagError(f"{self.path}: bag is not open")
+        tp = self.topics
+        wanted = {t for t in (tp.image, tp.joint_states, tp.moving, tp.status, tp.outcome) if t}
+        conns = [c for c in self._reader.connections if c.topic in wanted]
+        index: dict[str, int] = {}
+        last_t = -math.inf
+        it = self._reader.messages(connections=conns)
+        while True:
+            try:
+                conn, ts_ns, raw = next(it)
+            except StopIteration:
+                return
+            except Exception as exc:
+                n = sum(index.values())
+                self.warnings.append(
+                    f"{self.name}: storage ends early after {n} messages "
+                    f"(truncated or corrupt): {type(exc).__name__}: {exc}"
+                )
+                return
+            t = ts_ns * 1e-9
+            topic = conn.topic
+            k = index[topic] = index.get(topic, 0) + 1
+            if t < last_t:
+                yield Skipped(t, topic, f"{self.name}:{topic}#{k}: log time goes backwards")
+                continue
+            last_t = t
+            yield self._convert(conn, t, bytes(raw), k)
+
+    def _convert(self, conn: Any, t: float, raw: bytes, k: int) -> BagItem:
+        tp = self.topics
+        assert tp is not None
+        topic = conn.topic
+        where = f"{self.name}:{topic}#{k}"
+        try:
+            if topic == tp.image:
+                meta = parse_image_meta(raw, compressed=conn.msgtype == COMPRESSED_TYPE)
+                bad = check_image_meta(meta)
+                if bad:
+                    return Skipped(t, topic, f"{where}: {bad}")
+                return FrameItem(t, meta.stamp, LazyImage(raw, meta, where))
+            msg = self._typestore.deserialize_cdr(raw, conn.msgtype)
+            if topic == tp.joint_states:
+                width, why = self.joint_width.width(list(msg.name), msg.position)
+                if width is None:
+                    return Skipped(t, topic, f"{where}: {why}")
+                return GripperItem(t, topic, "joint", width_m=width)
+            if topic == tp.moving:
+                return GripperItem(t, topic, "moving", moving=bool(msg.data))
+            if topic == tp.outcome:
+                return OutcomeItem(t, bool(msg.data))
+            if topic == tp.status:
+                return self._status(t, topic, msg, where)
+        except Exception as exc:
+            return Skipped(t, topic, f"{where}: cannot decode {conn.msgtype}: {type(exc).__name__}: {exc}")
+        return Skipped(t, topic, f"{where}: unexpected topic")
+
+    def _status(self, t: float, topic: str, msg: Any, where: str) -> BagItem:
+        from tactile_grasp_predictor import gripper
+
+        tp = self.topics
+        assert tp is not None
+        variant = tp.status_variant
+        moving: bool | None = None
+        if variant == "fork":
+            state = gripper.grasp_state_from_id(int(msg.grasping_state_id))
+            width: float | None = float(msg.width)
+            if width is not None and not (0.0 <= width <= gripper.MAX_PLAUSIBLE_WIDTH_M):
+                width = None
+        elif variant == "ros2_port":
+            state = gripper.grasp_state_from_ros2_status(str(msg.status), bool(msg.object_grasped))
+            width = gripper.width_m_from_status_mm(float(msg.width))
+        else:
+            state = gripper.grasp_state_from_ros1_status(str(msg.status))
+            moving = gripper.moving_from_ros1_status(str(msg.status))
+            width = gripper.width_m_from_status_mm(float(msg.width))
+        if width is None and not tp.joint_states:
+            return Skipped(t, topic, f"{where}: width {msg.width!r} is not a plausible opening")
+        return GripperItem(
+            t,
+            topic,
+            "status",
+            width_m=None if tp.joint_states else width,
+            moving=moving,
+            grasp_state=None if state is None else int(state),
+            status_text=getattr(msg, "status", None),
+        )

@@ -1,0 +1,248 @@
+"""Play a rosbag2 recording live with rclpy, at its recorded timing (``tgp bag play``).
+
+For machines without ``ros2 bag`` (no ``rosbag2_py`` on PyPI): the bag is read with
+``rosbags`` and every message's raw CDR bytes are published unchanged (``publish`` of
+``bytes``), on the recorded topic with the recorded type, at ``t0 + (log time - start) / rate``.
+With ``clock=True`` a ``/clock`` (rosgraph_msgs/Clock) carrying the bag's log time is
+published before each message, so nodes with ``use_sim_time:=true`` run on the bag's clock.
+
+On a full ROS 2 install the equivalent is::
+
+    ros2 bag play BAG --rate R --start-offset S [--clock 100]
+
+Topics whose message type is not importable here (e.g. a driver's custom WSG status
+without its package) are skipped with a warning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
+
+from tactile_grasp_predictor.errors import BagError
+
+#: Reliable, volatile, depth 10: what GelSight / WSG drivers offer; best-effort subscribers match too.
+PLAYER_QOS = QoSProfile(
+    depth=10,
+    reliability=QoSReliabilityPolicy.RELIABLE,
+    durability=QoSDurabilityPolicy.VOLATILE,
+    history=QoSHistoryPolicy.KEEP_LAST,
+)
+
+
+@dataclass
+class PlayStats:
+    """What one playback did."""
+
+    published: int = 0
+    skipped_topics: dict[str, str] = field(default_factory=dict)
+    late_s_max: float = 0.0  # the most a message went out after its due time
+    duration_s: float = 0.0
+
+
+def import_msg_type(msgtype: str) -> Any:
+    """Return the rclpy message class of ``pkg/msg/Type``; :class:`BagError` if it is not importable."""
+    parts = msgtype.split("/")
+    if len(parts) != 3:
+        raise BagError(f"message type {msgtype!r} is not 'pkg/msg/Type'")
+    pkg, sub, name = parts
+    try:
+        return getattr(importlib.import_module(f"{pkg}.{sub}"), name)
+    except (ImportError, AttributeError) as exc:
+        raise BagError(f"message type {msgtype} is not installed here: {exc}") from exc
+
+
+class BagPlayer(Node):
+    """A node that publishes one bag's messages at their recorded timing.
+
+    Example::
+
+        rclpy.init()
+        player = BagPlayer(Path("grasps_mcap"), rate=1.0, clock=True)
+        stats = player.play()
+    """
+
+    def __init__(
+        self,
+        bag: Path,
+        *,
+        rate: float = 1.0,
+        start_offset: float = 0.0,
+        clock: bool = False,
+        topics: Sequence[str] | None = None,
+        node_name: str = "tgp_bag_player",
+    ) -> None:
+        super().__init__(node_name)
+        if not rate > 0:
+            raise BagError(f"rate: must be > 0, got {rate}")
+        if start_offset < 0:
+            raise BagError(f"start_offset: must be >= 0, got {start_offset}")
+        self.bag = Path(bag)
+        self.rate = float(rate)
+        self.start_offset = float(start_offset)
+        self.clock = clock
+        self.stats = PlayStats()
+        self._stop = threading.Event()
+        from rosbags.rosbag2 import Reader
+
+        path = self.bag.parent if self.bag.is_file() else self.bag
+        try:
+            self._reader = Reader(path)
+            self._reader.open()
+        except Exception as exc:
+            raise BagError(f"{self.bag}: cannot open bag: {type(exc).__name__}: {exc}") from exc
+        self._pubs: dict[int, Any] = {}
+        wanted = set(topics) if topics else None
+        for conn in self._reader.connections:
+            if wanted is not None and conn.topic not in wanted:
+                continue
+            try:
+                cls = import_msg_type(conn.msgtype)
+            except BagError as exc:
+                self.stats.skipped_topics[conn.topic] = str(exc)
+                self.get_logger().warning(f"{self.bag.name}: not playing {conn.topic}: {exc}")
+                continue
+            pub = next((p for c, p in self._pubs.items() if self._conn_topic(c) == conn.topic), None)
+            self._pubs[conn.id] = pub or self.create_publisher(cls, conn.topic, PLAYER_QOS)
+        self._clock_pub = None
+        if clock:
+            from rosgraph_msgs.msg import Clock
+
+            self._clock_pub = self.create_publisher(Clock, "/clock", PLAYER_QOS)
+
+    def _conn_topic(self, conn_id: int) -> str:
+        return next(c.topic for c in self._reader.connections if c.id == conn_id)
+
+    @property
+    def topics(self) -> list[str]:
+        """The topics this player publishes."""
+        return sorted({self._conn_topic(c) for c in self._pubs})
+
+    def wait_for_subscribers(self, topics: Sequence[str], timeout_s: float) -> bool:
+        """Wait until each of ``topics`` has a matched subscriber (``False`` on timeout)."""
+        pubs = {p.topic_name: p for p in self._pubs.values()}
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if all(t in pubs and pubs[t].get_subscription_count() > 0 for t in topics):
+                return True
+            time.sleep(0.02)
+        return False
+
+    def stop(self) -> None:
+        """Ask a running :meth:`play` to return after the current message."""
+        self._stop.set()
+
+    def play(self, progress: bool = False) -> PlayStats:
+        """Publish every message at its time; blocks until the bag ends or :meth:`stop`."""
+        from tqdm import tqdm
+
+        conns = [c for c in self._reader.connections if c.id in self._pubs]
+        total = sum(c.msgcount for c in conns)
+        bar = tqdm(
+            total=total, desc=f"play {self.bag.name}", unit="msg", disable=not progress, mininterval=0.5
+        )
+        start_ns = self._reader.start_time + int(self.start_offset * 1e9)
+        wall0 = time.monotonic()
+        clock_msg = None
+        if self._clock_pub is not None:
+            from rosgraph_msgs.msg import Clock
+
+            clock_msg = Clock()
+        try:
+            for conn, ts_ns, raw in self._reader.messages(connections=conns, start=start_ns):
+                if self._stop.is_set() or not rclpy.ok():
+                    break
+                due = wall0 + (ts_ns - start_ns) * 1e-9 / self.rate
+                delay = due - time.monotonic()
+                if delay > 0:
+                    if self._stop.wait(delay):
+                        break
+                else:
+                    self.stats.late_s_max = max(self.stats.late_s_max, -delay)
+                if clock_msg is not None and self._clock_pub is not None:
+                    clock_msg.clock.sec, clock_msg.clock.nanosec = divmod(int(ts_ns), 1_000_000_000)
+                    self._clock_pub.publish(clock_msg)
+                self._pubs[conn.id].publish(bytes(raw))
+                self.stats.published += 1
+                bar.update()
+        except Exception as exc:  # a truncated storage file ends the playback, never a crash
+            self.get_logger().error(f"{self.bag.name}: playback stopped: {type(exc).__name__}: {exc}")
+        finally:
+            bar.close()
+        self.stats.duration_s = time.monotonic() - wall0
+        return self.stats
+
+    def destroy_node(self) -> None:
+        """Close the bag, then destroy the node."""
+        self._stop.set()
+        try:
+            self._reader.close()
+        finally:
+            super().destroy_node()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``tgp bag play`` and this module's ``main``."""
+    parser.add_argument("bag", type=Path, help="rosbag2 directory (mcap or sqlite3)")
+    parser.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
+    parser.add_argument("--start-offset", type=float, default=0.0, help="skip the first S seconds")
+    parser.add_argument("--clock", action="store_true", help="publish /clock (for use_sim_time:=true)")
+    parser.add_argument("--topics", nargs="*", default=None, help="play only these topics")
+    parser.add_argument(
+        "--wait-for-subscribers",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="wait up to S seconds for a subscriber on every played topic before starting",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Play the bag with the parsed ``args``; 0 on success, 2 on a bag error."""
+    rclpy.init()
+    player: BagPlayer | None = None
+    try:
+        player = BagPlayer(
+            args.bag, rate=args.rate, start_offset=args.start_offset, clock=args.clock, topics=args.topics
+        )
+        if args.wait_for_subscribers > 0:
+            player.wait_for_subscribers(player.topics, args.wait_for_subscribers)
+        stats = player.play(progress=True)
+        print(
+            f"published {stats.published} messages in {stats.duration_s:.1f} s "
+            f"(latest {stats.late_s_max * 1000:.1f} ms behind); "
+            f"skipped topics: {stats.skipped_topics or 'none'}"
+        )
+        return 0
+    except BagError as exc:
+        print(f"tgp bag play: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if player is not None:
+            player.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry: ``python -m tactile_grasp_predictor.ros.bag_player BAG [--rate R] ...``."""
+    parser = argparse.ArgumentParser(prog="bag_player", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(list(argv) if argv is not None else sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

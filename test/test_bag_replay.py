@@ -1,0 +1,305 @@
+"""Record → evaluate round trips on real rosbag2 files (mcap and sqlite3), faults, labels, report, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from bundles import make_random_bundle
+
+from tactile_grasp_predictor.decision import Verdict
+from tactile_grasp_predictor.errors import BagError
+from tactile_grasp_predictor.predictor import Predictor
+from tactile_grasp_predictor.replay.bag_source import BagSource, FrameItem, TopicSelection
+from tactile_grasp_predictor.replay.evaluate import LabelTable, evaluate_bag, evaluate_bags
+from tactile_grasp_predictor.replay.report import VerdictMetrics, compute_metrics, roc_curve, write_report
+from training.bag_record import RecordOptions, synthetic_recordings, write_bag
+
+torch.set_num_threads(1)
+N = 8
+SEED = 0  # this seed gives both no-part grasps and successful/failed ones (asserted below)
+
+
+@pytest.fixture(scope="module")
+def recs():
+    r = synthetic_recordings(N, seed=SEED, no_part=0.25)
+    empties = [float(x.gripper_w.min()) == 0.0 for x in r]
+    assert any(empties) and not all(empties), "test data needs grasps with and without a part"
+    assert any(x.success for x in r) and not all(x.success for x in r)
+    return r
+
+
+@pytest.fixture(scope="module")
+def predictor(tmp_path_factory):
+    path = make_random_bundle(tmp_path_factory.mktemp("bundle") / "b", size=32, probe="mlp")
+    return Predictor.from_bundle(path)
+
+
+@pytest.fixture(scope="module")
+def bags(recs, tmp_path_factory):
+    root = tmp_path_factory.mktemp("bags")
+    out = {}
+    for name, opts in {
+        "mcap": RecordOptions(storage="mcap"),
+        "sqlite3": RecordOptions(storage="sqlite3"),
+        "bgr8": RecordOptions(storage="mcap", encoding="bgr8"),
+        "fork": RecordOptions(storage="mcap", moving=True, status="fork"),
+        "compressed": RecordOptions(storage="sqlite3", encoding="compressed"),
+    }.items():
+        write_bag(root / name, recs, opts, progress=False)
+        out[name] = root / name
+    return out
+
+
+def decisions(result):
+    return [
+        (
+            g.grasp_id,
+            g.decision.verdict,
+            g.decision.reason,
+            g.decision.ta_stamp,
+            g.decision.tb_stamp,
+            None if math.isnan(g.decision.p_success) else round(g.decision.p_success, 6),
+        )
+        for g in result.grasps
+    ]
+
+
+def test_round_trip_one_decision_per_grasp_with_labels_and_stamps(bags, recs, predictor) -> None:
+    res = evaluate_bag(bags["mcap"], predictor)
+    assert res.error is None and [g.grasp_id for g in res.grasps] == list(range(1, N + 1))
+    rows = list(LabelTable.read(bags["mcap"].with_name("mcap.labels.csv")).rows)
+    for g, rec, row in zip(res.grasps, recs, rows, strict=True):
+        assert g.label is rec.success and g.label_source == "topic"
+        t_close = float(row["t_close"])
+        if float(rec.gripper_w.min()) == 0.0:
+            assert g.decision.verdict == Verdict.ABORT and g.decision.reason == "no_part_found"
+            assert math.isnan(g.decision.p_success) and g.baseline == Verdict.ABORT
+        else:
+            assert g.decision.reason == "model" and 0.0 <= g.decision.p_success <= 1.0
+            assert g.baseline == Verdict.LIFT
+            assert g.decision.ta_stamp < t_close < g.decision.tb_stamp, "Ta before closing, Tb after"
+            assert g.decision.tb_stamp - t_close > 0.25, "Tb after the settle window"
+    assert res.frames_decoded <= 2 * N < res.frames, "only Ta/Tb candidates are decoded"
+
+
+def test_mcap_and_sqlite3_and_encodings_agree(bags, predictor) -> None:
+    ref = decisions(evaluate_bag(bags["mcap"], predictor))
+    assert decisions(evaluate_bag(bags["sqlite3"], predictor)) == ref
+    assert decisions(evaluate_bag(bags["bgr8"], predictor)) == ref
+    comp = decisions(evaluate_bag(bags["compressed"], predictor))  # JPEG: lossy pixels, same trigger
+    assert [(c[0], *c[2:5]) for c in comp] == [(r[0], *r[2:5]) for r in ref]
+    for c, r in zip(comp, ref, strict=True):
+        assert (c[5] is None) == (r[5] is None)
+        if c[5] is not None:
+            assert abs(c[5] - r[5]) < 0.05
+
+
+def test_deterministic_and_lazy_equals_eager(bags, predictor) -> None:
+    a = evaluate_bag(bags["mcap"], predictor)
+    b = evaluate_bag(bags["mcap"], predictor)
+    eager = evaluate_bag(bags["mcap"], predictor, lazy=False)
+    assert decisions(a) == decisions(b) == decisions(eager)
+    assert eager.frames_decoded == eager.frames > a.frames_decoded
+
+
+def test_moving_flag_and_holding_state_sharpen_the_trigger(bags, predictor) -> None:
+    ref = evaluate_bag(bags["mcap"], predictor).grasps
+    fork = evaluate_bag(bags["fork"], predictor).grasps
+    assert [(g.grasp_id, g.decision.reason, g.decision.ta_stamp) for g in fork] == [
+        (g.grasp_id, g.decision.reason, g.decision.ta_stamp) for g in ref
+    ]
+    model = [(f, r) for f, r in zip(fork, ref, strict=True) if r.decision.reason == "model"]
+    assert model and all(f.decision.tb_stamp <= r.decision.tb_stamp for f, r in model)
+    assert any(f.decision.tb_stamp < r.decision.tb_stamp for f, r in model), "HOLDING settles earlier"
+
+
+def test_status_type_decoded_from_the_definition_embedded_in_the_bag(bags) -> None:
+    with BagSource(bags["fork"]) as src:
+        assert src.topics.status == "/wsg50/status" and src.topics.status_variant == "fork"
+        assert src.topics.moving == "/wsg50/moving"
+        states = {i.grasp_state for i in src.items() if getattr(i, "kind", "") == "status"}
+    assert {1, 4} <= states  # GRASPING and HOLDING came through
+
+
+def test_report_has_every_part(bags, predictor, tmp_path) -> None:
+    results = evaluate_bags([bags["mcap"], bags["sqlite3"]], predictor, progress=False)
+    m = write_report(results, tmp_path)
+    for f in ("report.md", "report.json", "roc.png", "reliability.png", "latency.png", "confusion.png"):
+        assert (tmp_path / f).stat().st_size > 100, f
+    doc = json.loads((tmp_path / "report.json").read_text())
+    assert len(doc["per_grasp"]) == 2 * N and doc["metrics"]["labelled"] == 2 * N
+    assert set(doc["per_grasp"][0]) >= {
+        "grasp_id",
+        "ta_stamp",
+        "tb_stamp",
+        "p_success",
+        "verdict",
+        "label",
+        "reason",
+    }
+    md = (tmp_path / "report.md").read_text()
+    for part in (
+        "accuracy",
+        "LIFT precision",
+        "LIFT recall",
+        "ROC AUC",
+        "ECE",
+        "gripper-only baseline",
+        "Decision latency",
+        "Per grasp",
+    ):
+        assert part in md, part
+    assert m["model"]["n"] == 2 * N and sum(map(sum, m["model"]["confusion"]["matrix"])) == 2 * N
+    assert m["gripper_baseline"]["lift_recall"] == 1.0  # the baseline lifts every grasp with a part
+
+
+def test_metrics_match_definitions() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.random(200) < 0.4
+    s = np.clip(y * 0.3 + rng.random(200) * 0.7, 0, 1)
+    s[:20] = 0.5  # ties
+    _, _, auc = roc_curve(s, y)
+    pos, neg = s[y], s[~y]
+    mw = (np.sum(pos[:, None] > neg[None, :]) + 0.5 * np.sum(pos[:, None] == neg[None, :])) / (
+        len(pos) * len(neg)
+    )
+    assert auc == pytest.approx(mw, abs=1e-9)
+    vm = VerdictMetrics.of([True, True, False, False, True], [True, False, False, True, True])
+    assert (vm.tp, vm.fp, vm.tn, vm.fn) == (2, 1, 1, 1)
+    assert (vm.accuracy, vm.precision, vm.recall) == (0.6, 2 / 3, 2 / 3)
+    assert math.isnan(roc_curve([0.1, 0.2], [True, True])[2])
+
+
+def test_unlabelled_bag_still_yields_decisions(recs, predictor, tmp_path) -> None:
+    write_bag(tmp_path / "b", recs[:3], RecordOptions(outcome=False), progress=False)
+    (tmp_path / "b.labels.csv").unlink()
+    res = evaluate_bag(tmp_path / "b", predictor)
+    assert len(res.grasps) == 3 and all(g.label is None for g in res.grasps)
+    m = compute_metrics(res.grasps)
+    assert m["labelled"] == 0 and m["model"]["accuracy"] is None
+
+
+def test_labels_from_csv_override_and_bad_csv_is_refused(bags, predictor, tmp_path) -> None:
+    csv = tmp_path / "l.csv"
+    csv.write_text("grasp,label\n" + "".join(f"{k},{k % 2}\n" for k in range(1, N + 1)))
+    res = evaluate_bag(bags["mcap"], predictor, labels=LabelTable.read(csv))
+    assert [g.label for g in res.grasps] == [bool(k % 2) for k in range(1, N + 1)]
+    assert {g.label_source for g in res.grasps} == {"csv"}
+    bad = tmp_path / "bad.csv"
+    bad.write_text("grasp,label\n1,maybe\n")
+    with pytest.raises(BagError, match=r"bad.csv:2: label 'maybe'"):
+        LabelTable.read(bad)
+
+
+# ---------------------------------------------------------------------------- faults
+def test_faults_dropped_frames_jitter_empty_stamps_bad_encodings(recs, predictor, tmp_path) -> None:
+    opts = RecordOptions(
+        drop_frames=0.3,
+        jitter_s=0.003,
+        empty_stamps=True,
+        bad_encoding=0.2,
+        seed=1,
+        extra_topics={"/camera/unrelated": 5.0},
+    )
+    write_bag(tmp_path / "f", recs, opts, progress=False)
+    res = evaluate_bag(tmp_path / "f", predictor)
+    assert [g.grasp_id for g in res.grasps] == list(range(1, N + 1)), "one decision per grasp despite faults"
+    assert res.skipped["/gelsight_left/image_raw"] > 0
+    text = "\n".join(res.warnings)
+    assert "ignoring topic /camera/unrelated" in text
+    assert "f:/gelsight_left/image_raw#" in text and "'yuv422' is not supported" in text
+    with BagSource(tmp_path / "f") as src:
+        frames = [i for i in src.items() if isinstance(i, FrameItem)]
+    assert frames and all(f.stamp is None for f in frames)
+    for g in res.grasps:  # empty stamps: the report carries the receive time instead
+        if g.decision.reason == "model":
+            assert g.decision.ta_stamp > 1.7e9 and g.decision.tb_stamp > g.decision.ta_stamp
+    assert all(
+        g.decision.reason in {"model", "no_part_found", "no_pre_contact_frame", "stale_frame", "tb_timeout"}
+        for g in res.grasps
+    )
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_truncated_bag_is_evaluated_up_to_the_cut_or_refused_clearly(
+    recs, predictor, tmp_path, storage
+) -> None:
+    write_bag(tmp_path / "t", recs, RecordOptions(storage=storage), progress=False)
+    data = next(p for p in (tmp_path / "t").iterdir() if p.suffix in (".mcap", ".db3"))
+    size = data.stat().st_size
+    shutil.copytree(tmp_path / "t", tmp_path / "half")
+    with (tmp_path / "half" / data.name).open("r+b") as f:
+        f.truncate(size // 2)
+    try:
+        res = evaluate_bag(tmp_path / "half", predictor)
+    except BagError as exc:
+        assert "half" in str(exc)
+    else:
+        assert len(res.grasps) < N
+        assert any("truncated" in w or "corrupt" in w for w in res.warnings) or res.grasps == []
+    (tmp_path / "half" / data.name).write_bytes(b"")
+    results = evaluate_bags([tmp_path / "half"], predictor, progress=False)
+    assert results[0].error is None or "half" in results[0].error
+
+
+def test_unreadable_inputs_are_refused_naming_the_bag(recs, tmp_path) -> None:
+    with pytest.raises(BagError, match="no such bag"):
+        evaluate_bag(tmp_path / "missing", None)
+    (tmp_path / "notabag").mkdir()
+    with pytest.raises(BagError, match="notabag: not a rosbag2 directory"):
+        evaluate_bag(tmp_path / "notabag", None)
+    write_bag(tmp_path / "b", recs[:2], RecordOptions(), progress=False)
+    with pytest.raises(BagError, match=r"b: image topic '/nope' is not in the bag"):
+        evaluate_bag(tmp_path / "b", None, topics=TopicSelection(image="/nope"))
+    with pytest.raises(BagError, match="has type std_msgs/msg/Bool"):
+        evaluate_bag(tmp_path / "b", None, topics=TopicSelection(image="/grasp/outcome"))
+    res = evaluate_bag(tmp_path / "b", None)  # no model: never LIFT
+    assert {g.decision.verdict for g in res.grasps} == {Verdict.ABORT}
+    assert {g.decision.reason for g in res.grasps} <= {"model_unavailable", "no_part_found"}
+
+
+def test_cli_record_then_eval(tmp_path, capsys) -> None:
+    from training.cli import main
+
+    assert (
+        main(
+            [
+                "bag",
+                "record",
+                "--synthetic",
+                "3",
+                "--out",
+                str(tmp_path / "c"),
+                "--storage",
+                "both",
+                "--seed",
+                str(SEED),
+            ]
+        )
+        == 0
+    )
+    assert (tmp_path / "c_mcap" / "metadata.yaml").exists() and (tmp_path / "c_sqlite3.labels.csv").exists()
+    assert (
+        main(
+            [
+                "bag",
+                "eval",
+                str(tmp_path / "c_mcap"),
+                str(tmp_path / "c_sqlite3"),
+                str(tmp_path / "nope"),
+                "--out",
+                str(tmp_path / "rep"),
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr()
+    assert "REFUSED nope" in out.err and '"grasps": 6' in out.out
+    assert (tmp_path / "rep" / "report.md").exists()
+    assert main(["bag", "record", "--synthetic", "1", "--out", str(tmp_path / "c_mcap")]) == 2  # exists
+    assert "exists already" in capsys.readouterr().err

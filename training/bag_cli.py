@@ -1,0 +1,189 @@
+"""``tgp bag record | eval | play``: rosbag2 grasp recordings.
+
+- ``tgp bag record [SHARDS...] --out BAG``: simulated trials → a bag (see :mod:`training.bag_record`).
+- ``tgp bag eval BAG... --bundle B [--labels CSV] [--out DIR]``: offline, deterministic replay through
+  the node's gate and predictor (:mod:`tactile_grasp_predictor.replay`), then the report
+  (Markdown + PNG + JSON) in ``DIR``.
+- ``tgp bag play BAG [--rate R] [--start-offset S] [--clock]``: publish live with rclpy
+  (:mod:`tactile_grasp_predictor.ros.bag_player`); ``ros2 bag play`` does the same on a full install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from tactile_grasp_predictor.errors import TgpError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the three subcommands and their options."""
+    sub = parser.add_subparsers(dest="bag_command", metavar="{record,eval,play}", required=True)
+    from training import bag_record
+
+    bag_record.add_arguments(sub.add_parser("record", help="write simulated trials as a rosbag2 bag"))
+    ev = sub.add_parser("eval", help="replay bags offline through the gate and the model; write the report")
+    ev.add_argument("bags", nargs="+", type=Path, help="rosbag2 directories (mcap or sqlite3)")
+    ev.add_argument(
+        "--bundle",
+        type=Path,
+        default=None,
+        help="model bundle directory (none: every snapshot ABORTs model_unavailable, as on the node)",
+    )
+    ev.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+    ev.add_argument("--threshold", type=float, default=None, help="override the bundle's threshold")
+    ev.add_argument(
+        "--labels",
+        type=Path,
+        default=None,
+        help="labels CSV (grasp,label or t_start,t_end,label [,bag]); default: BAG.labels.csv if "
+        "present, else the outcome topic",
+    )
+    ev.add_argument("--out", type=Path, default=Path("replay_report"), help="report directory")
+    ev.add_argument("--image-topic", default=None)
+    ev.add_argument("--joint-topic", default=None)
+    ev.add_argument("--moving-topic", default=None, help="'' to ignore a moving topic")
+    ev.add_argument("--status-topic", default=None, help="'' to ignore a WSG status topic")
+    ev.add_argument("--outcome-topic", default=None, help="'' to ignore an outcome topic")
+    ev.add_argument(
+        "--joint-names", nargs="+", default=None, help="finger joints (default: WSG-50 left/right)"
+    )
+    ev.add_argument("--width-mode", choices=["sum_abs", "single"], default="sum_abs")
+    ev.add_argument("--width-scale", type=float, default=1.0, help="to metres (0.001 for mm)")
+    ev.add_argument(
+        "--trigger",
+        type=Path,
+        default=None,
+        help="YAML/JSON with TriggerConfig fields (e.g. the node's parameters file section)",
+    )
+    ev.add_argument(
+        "--eager", action="store_true", help="decode every frame (slower; the benchmark baseline)"
+    )
+    ev.add_argument("--strict", action="store_true", help="fail on the first unreadable bag")
+    play = sub.add_parser("play", help="publish a bag live with rclpy at its recorded timing")
+    # the options of tactile_grasp_predictor.ros.bag_player (here so that `tgp bag` imports no rclpy)
+    play.add_argument("bag", type=Path, help="rosbag2 directory (mcap or sqlite3)")
+    play.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
+    play.add_argument("--start-offset", type=float, default=0.0, help="skip the first S seconds")
+    play.add_argument("--clock", action="store_true", help="publish /clock (for use_sim_time:=true)")
+    play.add_argument("--topics", nargs="*", default=None, help="play only these topics")
+    play.add_argument(
+        "--wait-for-subscribers",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="wait up to S seconds for a subscriber on every played topic before starting",
+    )
+
+
+def _trigger(path: Path | None) -> Any:
+    from dataclasses import fields
+
+    from tactile_grasp_predictor.errors import ConfigError
+    from tactile_grasp_predictor.tracker import TriggerConfig
+
+    if path is None:
+        return TriggerConfig()
+    import yaml
+
+    data = yaml.safe_load(Path(path).read_text())
+    # accept the node's parameter file layout: {node: {ros__parameters: {...}}}
+    while isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), dict):
+        data = next(iter(data.values()))
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of TriggerConfig fields")
+    names = {f.name for f in fields(TriggerConfig)}
+    values = {k: v for k, v in data.items() if k in names}
+    if values.get("max_stamp_lag_s") is not None and values["max_stamp_lag_s"] < 0:
+        values["max_stamp_lag_s"] = None  # the node's "< 0: off"
+    try:
+        return TriggerConfig(**values).validate()
+    except TypeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from tactile_grasp_predictor.replay.bag_source import JointWidth, TopicSelection
+    from tactile_grasp_predictor.replay.evaluate import LabelTable, evaluate_bags
+    from tactile_grasp_predictor.replay.report import write_report
+
+    predictor = None
+    if args.bundle is not None:
+        from tactile_grasp_predictor.predictor import Predictor
+
+        predictor = Predictor.from_bundle(args.bundle, backend=args.backend)
+    labels = LabelTable.read(args.labels) if args.labels else None
+    topics = TopicSelection(
+        args.image_topic, args.joint_topic, args.moving_topic, args.status_topic, args.outcome_topic
+    )
+    jw = JointWidth(scale=args.width_scale, mode=args.width_mode)
+    if args.joint_names:
+        jw.joint_names = tuple(args.joint_names)
+    trigger = _trigger(args.trigger)
+    results = []
+    for bag in args.bags:
+        table = labels
+        sidecar = bag.with_name(bag.name + ".labels.csv")
+        if table is None and sidecar.exists():
+            table = LabelTable.read(sidecar)
+        results += evaluate_bags(
+            [bag],
+            predictor,
+            progress=True,
+            strict=args.strict,
+            trigger=trigger,
+            threshold=args.threshold,
+            topics=topics,
+            joint_width=jw,
+            labels=table,
+            lazy=not args.eager,
+        )
+    extra = {
+        "bundle": str(args.bundle) if args.bundle else None,
+        "model_id": str(getattr(predictor, "model_id", "")) if predictor else None,
+        "command": "tgp bag eval " + " ".join(sys.argv[3:] if len(sys.argv) > 3 else []),
+    }
+    metrics = write_report(results, args.out, extra=extra)
+    m = metrics["model"]
+    b = metrics["gripper_baseline"]
+    for r in results:
+        if r.error:
+            print(f"REFUSED {r.bag}: {r.error}", file=sys.stderr)
+        for w in r.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+    print(
+        json.dumps(
+            {
+                "grasps": metrics["grasps"],
+                "labelled": metrics["labelled"],
+                "accuracy": m["accuracy"],
+                "lift_precision": m["lift_precision"],
+                "lift_recall": m["lift_recall"],
+                "auc": metrics["roc"]["auc"],
+                "baseline_accuracy": b["accuracy"],
+                "baseline_lift_precision": b["lift_precision"],
+            }
+        )
+    )
+    print(f"report: {args.out / 'report.md'}")
+    return 1 if all(r.error for r in results) else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch to record / eval / play; bad input gives a message and exit code 2, never a traceback."""
+    try:
+        if args.bag_command == "record":
+            from training import bag_record
+
+            return bag_record.run(args)
+        if args.bag_command == "eval":
+            return _eval(args)
+        from tactile_grasp_predictor.ros import bag_player
+
+        return bag_player.run(args)
+    except TgpError as exc:
+        print(f"tgp bag {args.bag_command}: {exc}", file=sys.stderr)
+        return 2

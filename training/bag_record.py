@@ -1,0 +1,506 @@
+"""``tgp bag record``: write grasp trials as rosbag2 bags, as a real robot's ``ros2 bag record`` would.
+
+Topics and types (defaults; every name can be changed):
+
+==============================  ===========================================  ==========================
+topic                           type                                         content
+==============================  ===========================================  ==========================
+/gelsight_left/image_raw        sensor_msgs/Image (rgb8 | bgr8)              GelSight A (left) frames
+/gelsight_left/image_raw/       sensor_msgs/CompressedImage (jpeg)           with ``--encoding compressed``
+compressed
+/gelsight_right/image_raw       same                                         GelSight B, ``--right``
+/wsg50/joint_states             sensor_msgs/JointState                       finger joints ∓width/2 (m)
+/wsg50/moving                   std_msgs/Bool                                ``--moving``
+/wsg50/status                   WSG status variant (ros1 | ros2_port | fork)  ``--status VARIANT``
+/grasp/outcome                  std_msgs/Bool                                true outcome after the lift
+==============================  ===========================================  ==========================
+
+Timing is real: header stamps are capture times, log (= receive) time is the stamp plus a
+transport latency (+ optional jitter); with ``--empty-stamps`` headers are zero as many
+GelSight wrappers publish them. Faults for robustness tests: dropped frames, jitter, empty
+stamps, frames with a wrong encoding. A ``<bag>.labels.csv`` sidecar (``t_start,t_end,label``
+in log time) is written beside every bag.
+
+Trials come from simulated shards (``tgp simulate --streams``: ``sim_gripper_*`` and
+``sim_gelsightA_stream*`` extras) or, with ``--synthetic N``, from a small built-in generator of
+gripper trajectories and frames (for tests and quick checks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tactile_grasp_predictor.errors import BagError, DatasetError
+from tactile_grasp_predictor.replay.wsg_types import STATUS_VARIANTS
+
+EPOCH_S = 1_700_000_000.0  # log time of the first message: a fixed epoch keeps bags deterministic
+LEFT_JOINT = "wsg50_finger_left_joint"
+RIGHT_JOINT = "wsg50_finger_right_joint"
+
+
+@dataclass
+class GraspRecording:
+    """One grasp trial as time series, times in seconds from the trial start.
+
+    Attributes:
+        name: the trial's source (``<shard>:i<n>`` or ``synthetic:<k>``).
+        gripper_t, gripper_w: ``(T,)`` finger opening trajectory (m).
+        frames_t: ``(F,)`` capture times of the GelSight frames.
+        frames_l: ``(F, H, W, 3)`` uint8 RGB left (A) frames; ``frames_r`` the right (B) ones or None.
+        t_lift: when the lift starts; ``success`` the true outcome (None = unknown).
+
+    """
+
+    name: str
+    gripper_t: np.ndarray
+    gripper_w: np.ndarray
+    frames_t: np.ndarray
+    frames_l: np.ndarray
+    t_lift: float
+    success: bool | None
+    frames_r: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        assert self.gripper_t.ndim == 1 and self.gripper_t.shape == self.gripper_w.shape, self.name
+        assert self.frames_l.ndim == 4 and self.frames_l.shape[-1] == 3, self.name  # F x H x W x 3
+        assert len(self.frames_t) == len(self.frames_l), self.name
+        assert self.frames_l.dtype == np.uint8, self.name
+
+
+@dataclass
+class RecordOptions:
+    """How to write the bag (topics, encodings, rates, faults)."""
+
+    storage: str = "mcap"  # mcap | sqlite3
+    encoding: str = "rgb8"  # rgb8 | bgr8 | compressed
+    right: bool = False
+    moving: bool = False
+    status: str | None = None  # None | ros1 | ros2_port | fork
+    outcome: bool = True
+    joint_rate_hz: float = 50.0
+    latency_s: float = 0.002
+    jitter_s: float = 0.0
+    drop_frames: float = 0.0
+    empty_stamps: bool = False
+    bad_encoding: float = 0.0
+    gap_s: float = 0.5  # pause between trials (gripper open)
+    reopen_s: float = 0.4  # time the fingers take to reopen after a trial
+    seed: int = 0
+    image_topic: str = "/gelsight_left/image_raw"
+    right_topic: str = "/gelsight_right/image_raw"
+    joint_topic: str = "/wsg50/joint_states"
+    moving_topic: str = "/wsg50/moving"
+    status_topic: str = "/wsg50/status"
+    outcome_topic: str = "/grasp/outcome"
+    jpeg_quality: int = 90
+    extra_topics: dict[str, float] = field(default_factory=dict)  # unknown topics: name -> rate (Hz)
+
+    def validate(self) -> RecordOptions:
+        """Raise :class:`BagError` naming the bad option."""
+        if self.storage not in ("mcap", "sqlite3"):
+            raise BagError(f"storage: {self.storage!r} is not mcap or sqlite3")
+        if self.encoding not in ("rgb8", "bgr8", "compressed"):
+            raise BagError(f"encoding: {self.encoding!r} is not rgb8, bgr8 or compressed")
+        if self.status is not None and self.status not in STATUS_VARIANTS:
+            raise BagError(f"status: {self.status!r} is not one of {sorted(STATUS_VARIANTS)}")
+        for name in ("drop_frames", "bad_encoding"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise BagError(f"{name}: must be in [0, 1), got {getattr(self, name)}")
+        if self.joint_rate_hz <= 0 or self.jitter_s < 0 or self.latency_s < 0:
+            raise BagError("joint_rate_hz must be > 0, jitter_s and latency_s >= 0")
+        return self
+
+
+# ------------------------------------------------------------------------------ trials
+def synthetic_recordings(
+    n: int,
+    seed: int = 0,
+    size_hw: tuple[int, int] = (48, 64),
+    fps: float = 10.0,
+    no_part: float = 0.15,
+    frame_phase_s: float | None = None,
+) -> list[GraspRecording]:
+    """``n`` grasps with plausible WSG-50 trajectories and frames (not physics; for tests and demos).
+
+    Fingers open at 80 mm, close at 100 mm/s onto an object (20–60 mm) or onto nothing
+    (``no_part`` share: fully closed), hold 0.6–0.8 s, lift, hold 0.5 s. The contact image shows a
+    blob growing with the grip; success is drawn from a logistic in a hidden "grip quality" that
+    also sets the blob size. Frames come at ``fps`` from ``frame_phase_s`` (default: random) after
+    the trial start.
+    """
+    rng = np.random.default_rng(seed)
+    h, w = size_hw
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    out = []
+    for k in range(n):
+        w0 = 0.080
+        empty = bool(rng.random() < no_part)
+        obj = 0.0 if empty else float(rng.uniform(0.02, 0.06))
+        t_close = float(rng.uniform(0.5, 0.6))
+        t_contact = t_close + (w0 - obj) / 0.1
+        t_lift = t_contact + float(rng.uniform(0.6, 0.8))
+        t_end = t_lift + 0.5
+        gt = np.arange(0.0, t_end, 0.005)
+        gw = np.where(gt < t_close, w0, np.maximum(obj, w0 - 0.1 * (gt - t_close)))
+        quality = float(rng.normal())
+        success = (not empty) and bool(rng.random() < 1.0 / (1.0 + math.exp(-2.0 * quality)))
+        phase = float(rng.uniform(0.0, 1.0 / fps)) if frame_phase_s is None else frame_phase_s
+        ft = np.arange(phase, t_end, 1.0 / fps)
+        base = np.stack([np.full((h, w), c, np.float32) for c in (120.0, 110.0, 140.0)], axis=-1)
+        cy, cx = h / 2 + rng.normal(0, h / 10), w / 2 + rng.normal(0, w / 10)
+        frames = np.empty((len(ft), h, w, 3), np.uint8)
+        for i, t in enumerate(ft):
+            grip = 0.0 if empty else float(np.clip((t - t_contact) / 0.2, 0.0, 1.0))
+            radius = (0.2 + 0.07 * quality) * min(h, w) * grip
+            blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * max(radius, 1e-3) ** 2)) * (grip > 0)
+            img = base + 60.0 * blob[..., None] * np.array([1.0, -0.5, 0.3], np.float32)
+            img += rng.normal(0, 2.0, img.shape).astype(np.float32)
+            frames[i] = np.clip(img, 0, 255).astype(np.uint8)
+        out.append(GraspRecording(f"synthetic:{k}", gt, gw, ft, frames, t_lift, success))
+    return out
+
+
+SIM_KEYS = ("sim_gripper_time", "sim_gripper_width", "sim_gelsightA_stream", "sim_gelsightA_stream_time")
+
+
+def recordings_from_shards(
+    paths: Sequence[Path], limit: int | None = None, right: bool = False
+) -> Iterator[GraspRecording]:
+    """Yield simulated trials (with ``sim_*`` streams) from shards or directories, one at a time."""
+    from tactile_grasp_predictor.data.calandra import CalandraShard, index_shards
+
+    keys = SIM_KEYS + (("sim_gelsightB_stream", "sim_gelsightB_stream_time") if right else ())
+    index = index_shards([Path(p) for p in paths])
+    refs = list(getattr(index, "refs", index))
+    if not refs:
+        raise DatasetError(f"{', '.join(map(str, paths))}: no trials found")
+    count = 0
+    current: tuple[Path, Any] | None = None
+    try:
+        for ref in refs:
+            if limit is not None and count >= limit:
+                break
+            if current is None or current[0] != Path(ref.path):
+                if current is not None:
+                    current[1].__exit__(None, None, None)
+                shard = CalandraShard(ref.path)
+                current = (Path(ref.path), shard.__enter__())
+            trial = current[1].read(ref.index, keys=keys)
+            ex = trial.extras
+            missing = [k for k in keys if k not in ex]
+            if missing:
+                raise DatasetError(f"{trial.source}: no {missing}; simulate with --streams to record bags")
+            t_lift = float(ex.get("sim_t_lift", ex["sim_gripper_time"][-1]))
+            yield GraspRecording(
+                trial.source,
+                np.asarray(ex["sim_gripper_time"], np.float64),
+                np.asarray(ex["sim_gripper_width"], np.float64),
+                np.asarray(ex["sim_gelsightA_stream_time"], np.float64),
+                np.asarray(ex["sim_gelsightA_stream"]),
+                t_lift,
+                bool(trial.is_gripping),
+                np.asarray(ex["sim_gelsightB_stream"]) if right else None,
+            )
+            count += 1
+    finally:
+        if current is not None:
+            current[1].__exit__(None, None, None)
+
+
+# ------------------------------------------------------------------------------ writing
+@dataclass(order=True)
+class _Msg:
+    log_ns: int
+    seq: int
+    topic: str = field(compare=False)
+    data: Any = field(compare=False)
+
+
+def _time(ts: Any, t: float | None) -> Any:
+    cls = ts.types["builtin_interfaces/msg/Time"]
+    if t is None:
+        return cls(sec=0, nanosec=0)
+    ns = round(t * 1e9)
+    return cls(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def _status_msg(ts: Any, variant: str, width: float, phase: str, stamp: float | None) -> Any:
+    typ = STATUS_VARIANTS[variant][0]
+    cls = ts.types[typ]
+    mm = width * 1000.0
+    if variant == "fork":
+        state = {"open": 0, "closing": 1, "holding": 4, "no_part": 2}[phase]
+        header = ts.types["std_msgs/msg/Header"](stamp=_time(ts, stamp), frame_id="wsg50")
+        return cls(header=header, grasping_state_id=state, width=width, force=0.0)
+    text = {
+        "open": "Release completed",
+        "closing": "Grasp in progress",
+        "holding": "Grasp completed",
+        "no_part": "Grasp completed",
+    }[phase]
+    if variant == "ros1":
+        text = "MOVING" if phase == "closing" else "IDLE"
+        return cls(status=text, width=mm, speed=0.0, acc=0.0, force=0.0, force_finger0=0.0, force_finger1=0.0)
+    return cls(
+        status=text,
+        width=mm,
+        speed=0.0,
+        acc=0.0,
+        force=0.0,
+        force_finger0=0.0,
+        force_finger1=0.0,
+        object_grasped=phase == "holding",
+    )
+
+
+def write_bag(
+    path: Path, recordings: Iterable[GraspRecording], opts: RecordOptions | None = None, progress: bool = True
+) -> list[dict[str, Any]]:
+    """Write ``recordings`` one after another into a new bag at ``path``; return per-grasp rows.
+
+    Each row: ``grasp`` (1-based), ``source``, ``t_start``/``t_end`` (log time window, s),
+    ``t_close`` (when the fingers start closing), ``label`` (1/0/'' unknown). The same rows go
+    to ``<path>.labels.csv``.
+    """
+    import cv2
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+    from tqdm import tqdm
+
+    opts = (opts or RecordOptions()).validate()
+    path = Path(path)
+    if path.exists():
+        raise BagError(f"{path}: exists already; rosbag2 never overwrites a bag")
+    rng = np.random.default_rng(opts.seed)
+    ts = get_typestore(Stores.ROS2_HUMBLE)
+    if opts.status:
+        typ, text = STATUS_VARIANTS[opts.status]
+        ts.register(get_types_from_msg(text, typ))
+    types_ = ts.types
+    header_t, image_t, comp_t = (
+        types_["std_msgs/msg/Header"],
+        types_["sensor_msgs/msg/Image"],
+        types_["sensor_msgs/msg/CompressedImage"],
+    )
+    joint_t, bool_t = types_["sensor_msgs/msg/JointState"], types_["std_msgs/msg/Bool"]
+    compressed = opts.encoding == "compressed"
+    img_type = "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image"
+    suffix = "/compressed" if compressed else ""
+
+    def recv(t: float) -> int:  # capture time -> log (receive) time in ns
+        jitter = abs(float(rng.normal(0.0, opts.jitter_s))) if opts.jitter_s > 0 else 0.0
+        return round((EPOCH_S + t + opts.latency_s + jitter) * 1e9)
+
+    def stamp(t: float) -> float | None:
+        return None if opts.empty_stamps else EPOCH_S + t
+
+    def image_msg(frame: np.ndarray, t: float, frame_id: str) -> Any:
+        header = header_t(stamp=_time(ts, stamp(t)), frame_id=frame_id)
+        if compressed:
+            ok, buf = cv2.imencode(
+                ".jpg", np.ascontiguousarray(frame[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, opts.jpeg_quality]
+            )
+            assert ok
+            return comp_t(header=header, format="rgb8; jpeg compressed bgr8", data=buf.reshape(-1))
+        enc = opts.encoding
+        if opts.bad_encoding > 0 and rng.random() < opts.bad_encoding:
+            enc = "yuv422"  # a wrong encoding the decoder refuses
+        pix = frame[..., ::-1] if opts.encoding == "bgr8" else frame
+        h, w = frame.shape[:2]
+        return image_t(
+            header=header,
+            height=h,
+            width=w,
+            encoding=enc,
+            is_bigendian=0,
+            step=w * 3,
+            data=np.ascontiguousarray(pix).reshape(-1),
+        )
+
+    types = {
+        opts.joint_topic: "sensor_msgs/msg/JointState",
+        opts.image_topic + suffix: img_type,
+        opts.right_topic + suffix: img_type,
+        opts.moving_topic: "std_msgs/msg/Bool",
+        opts.outcome_topic: "std_msgs/msg/Bool",
+    }
+    types.update({t: "std_msgs/msg/Bool" for t in opts.extra_topics})
+    if opts.status:
+        types[opts.status_topic] = STATUS_VARIANTS[opts.status][0]
+    plugin = StoragePlugin.MCAP if opts.storage == "mcap" else StoragePlugin.SQLITE3
+    writer = Writer(path, version=9, storage_plugin=plugin)
+    writer.open()
+    conns: dict[str, Any] = {}
+    last_ns = 0
+    msgs: list[_Msg] = []
+    seq = 0
+
+    def flush() -> None:  # one trial at a time, in log-time order: memory stays one trial
+        nonlocal last_ns
+        msgs.sort()
+        for m in msgs:
+            conn = conns.get(m.topic)
+            if conn is None:
+                conn = conns[m.topic] = writer.add_connection(m.topic, types[m.topic], typestore=ts)
+            last_ns = max(last_ns, m.log_ns)
+            writer.write(conn, last_ns, ts.serialize_cdr(m.data, types[m.topic]))
+        msgs.clear()
+
+    def put(topic: str, log_ns: int, msg: Any) -> None:
+        nonlocal seq
+        msgs.append(_Msg(log_ns, seq, topic, msg))
+        seq += 1
+
+    rows: list[dict[str, Any]] = []
+    t0 = 0.0
+    for k, rec in enumerate(tqdm(recordings, desc=f"record {path.name}", unit="grasp", disable=not progress)):
+        # gripper: resample to the joint rate, then reopen to the initial width
+        dt = 1.0 / opts.joint_rate_hz
+        t_end = float(rec.gripper_t[-1])
+        gt = np.arange(float(rec.gripper_t[0]), t_end + 1e-9, dt)
+        gw = np.interp(gt, rec.gripper_t, rec.gripper_w)
+        w_open, w_last = float(rec.gripper_w[0]), float(rec.gripper_w[-1])
+        rt = np.arange(t_end + dt, t_end + opts.reopen_s + opts.gap_s, dt)
+        rw = np.interp(rt, [t_end, t_end + opts.reopen_s], [w_last, w_open])
+        gt, gw = np.concatenate([gt, rt]), np.concatenate([gw, rw])
+        closing = np.flatnonzero(gw < w_open - 0.002)
+        t_close = float(gt[closing[0]]) if len(closing) else math.nan
+        w_min = float(np.min(rec.gripper_w))
+        for t, wv in zip(gt, gw, strict=True):
+            tt = t0 + float(t)
+            js = joint_t(
+                header=header_t(stamp=_time(ts, EPOCH_S + tt), frame_id=""),
+                name=[LEFT_JOINT, RIGHT_JOINT],
+                position=np.array([-wv / 2, wv / 2]),
+                velocity=np.zeros(0),
+                effort=np.zeros(0),
+            )
+            put(opts.joint_topic, recv(tt), js)
+            moving = bool(np.isfinite(t_close) and t_close <= t <= t_end and wv > w_min + 1e-4) or t > t_end
+            if opts.moving:
+                put(opts.moving_topic, recv(tt), bool_t(data=moving))
+            if opts.status:
+                if t > t_end or t < t_close or not np.isfinite(t_close):
+                    phase = "open"
+                elif moving:
+                    phase = "closing"
+                else:
+                    phase = "no_part" if wv < 0.0015 else "holding"
+                put(opts.status_topic, recv(tt), _status_msg(ts, opts.status, float(wv), phase, None))
+        for i, t in enumerate(rec.frames_t):
+            if opts.drop_frames > 0 and rng.random() < opts.drop_frames:
+                continue
+            tt = t0 + float(t)
+            put(opts.image_topic + suffix, recv(tt), image_msg(rec.frames_l[i], tt, "gelsight_left"))
+            if opts.right and rec.frames_r is not None:
+                put(opts.right_topic + suffix, recv(tt), image_msg(rec.frames_r[i], tt, "gelsight_right"))
+        if opts.outcome and rec.success is not None:
+            put(opts.outcome_topic, recv(t0 + t_end), bool_t(data=bool(rec.success)))
+        for topic, rate in opts.extra_topics.items():
+            for t in np.arange(0.0, float(gt[-1]), 1.0 / rate):
+                put(topic, recv(t0 + float(t)), bool_t(data=False))
+        t_stop = t0 + float(gt[-1])
+        rows.append(
+            {
+                "grasp": k + 1,
+                "source": rec.name,
+                "t_start": round(EPOCH_S + t0, 6),
+                "t_end": round(EPOCH_S + t_stop + opts.gap_s / 2, 6),
+                "t_close": round(EPOCH_S + t0 + t_close, 6) if np.isfinite(t_close) else "",
+                "label": "" if rec.success is None else int(rec.success),
+            }
+        )
+        t0 = t_stop + dt
+        flush()
+    writer.close()
+    if not rows:
+        raise BagError(f"{path}: no trials to record")
+    write_labels_csv(path.with_name(path.name + ".labels.csv"), rows)
+    return rows
+
+
+def write_labels_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write the labels sidecar: one row per grasp with its log-time window and label."""
+    with Path(path).open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["grasp", "source", "t_start", "t_end", "t_close", "label"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+# ------------------------------------------------------------------------------ CLI part
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``tgp bag record``."""
+    parser.add_argument(
+        "shards", nargs="*", type=Path, help="simulated shards or directories (tgp simulate --streams)"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="bag directory to create (must not exist)")
+    parser.add_argument(
+        "--synthetic",
+        type=int,
+        default=0,
+        metavar="N",
+        help="record N built-in synthetic grasps instead of shards",
+    )
+    parser.add_argument("--limit", type=int, default=None, help="record at most this many trials")
+    parser.add_argument(
+        "--storage",
+        choices=["mcap", "sqlite3", "both"],
+        default="mcap",
+        help="storage plugin; 'both' writes OUT_mcap and OUT_sqlite3",
+    )
+    parser.add_argument("--encoding", choices=["rgb8", "bgr8", "compressed"], default="rgb8")
+    parser.add_argument("--right", action="store_true", help="also record GelSight B (right)")
+    parser.add_argument("--moving", action="store_true", help="record a std_msgs/Bool moving flag")
+    parser.add_argument(
+        "--status",
+        choices=sorted(STATUS_VARIANTS),
+        default=None,
+        help="record a WSG-50 status variant (custom type embedded in the bag)",
+    )
+    parser.add_argument("--no-outcome", action="store_true", help="leave out the outcome topic")
+    parser.add_argument("--joint-rate", type=float, default=50.0, help="JointState rate (Hz)")
+    parser.add_argument("--drop-frames", type=float, default=0.0, help="fault: share of frames dropped")
+    parser.add_argument("--jitter", type=float, default=0.0, help="fault: receive-time jitter std (s)")
+    parser.add_argument("--empty-stamps", action="store_true", help="fault: zero header stamps")
+    parser.add_argument(
+        "--bad-encoding", type=float, default=0.0, help="fault: share of frames with a wrong encoding"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Record the bag(s); print where they went."""
+    storages = ["mcap", "sqlite3"] if args.storage == "both" else [args.storage]
+    for storage in storages:
+        out = args.out if len(storages) == 1 else args.out.with_name(f"{args.out.name}_{storage}")
+        opts = RecordOptions(
+            storage=storage,
+            encoding=args.encoding,
+            right=args.right,
+            moving=args.moving,
+            status=args.status,
+            outcome=not args.no_outcome,
+            joint_rate_hz=args.joint_rate,
+            drop_frames=args.drop_frames,
+            jitter_s=args.jitter,
+            empty_stamps=args.empty_stamps,
+            bad_encoding=args.bad_encoding,
+            seed=args.seed,
+        )
+        if args.synthetic:
+            recs: Iterable[GraspRecording] = synthetic_recordings(args.synthetic, seed=args.seed)
+        elif args.shards:
+            recs = recordings_from_shards(args.shards, limit=args.limit, right=args.right)
+        else:
+            raise BagError("tgp bag record: give simulated shards or --synthetic N")
+        rows = write_bag(out, recs, opts)
+        print(f"wrote {out} ({storage}, {len(rows)} grasps) and {out.name}.labels.csv")
+    return 0
