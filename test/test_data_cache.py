@@ -117,3 +117,13 @@ def test_corrupt_trial_fails_cleanly(shards: Path, tmp_path: Path) -> None:
 def test_no_trials(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="no trials"):
         build_cache([], tmp_path / "cache", progress=False)
+
+
+def test_parallel_build_is_identical(shards: Path, tmp_path: Path) -> None:
+    index = index_shards(shards)
+    one = build_cache(index, tmp_path / "one", size_hw=(24, 32), progress=False)
+    two = build_cache(index, tmp_path / "two", size_hw=(24, 32), progress=False, workers=2)
+    assert two.fingerprint == one.fingerprint
+    np.testing.assert_array_equal(two.before, one.before)
+    np.testing.assert_array_equal(two.during, one.during)
+    assert two.sources == one.sources and two.labels.tolist() == one.labels.tolist()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 from collections.abc import Sequence
@@ -124,25 +125,76 @@ def _read_meta(entry: Path) -> dict[str, Any] | None:
     return meta if isinstance(meta, dict) else None
 
 
+_CHUNK = 25  # trials per job when building with several processes
+
+
+@dataclass(frozen=True)
+class _Job:
+    """Rows of one shard file for one worker: ``(row, trial index, object, label)`` each."""
+
+    directory: str
+    path: str
+    rows: list[tuple[int, int, str, bool]]
+    n: int
+    size_hw: tuple[int, int]
+    finger: str
+
+
+def _jobs(
+    refs: Sequence[TrialRef], tmp: Path, size_hw: tuple[int, int], finger: str, chunk: int
+) -> list[_Job]:
+    by_file: dict[str, list[tuple[int, int, str, bool]]] = {}
+    for row, ref in enumerate(refs):
+        by_file.setdefault(str(ref.path), []).append((row, ref.index, ref.object_name, ref.is_gripping))
+    jobs = []
+    for path in sorted(by_file):
+        rows = sorted(by_file[path], key=lambda r: r[1])  # file order inside a shard
+        for start in range(0, len(rows), max(chunk, 1)):
+            jobs.append(_Job(str(tmp), path, rows[start : start + chunk], len(refs), size_hw, finger))
+    return jobs
+
+
+def _fill_rows(job: _Job) -> int:
+    """Decode, resize and store the rows of one job (runs in the caller or in a worker process)."""
+    h, w = job.size_hw
+    cfg = PreprocessConfig(resize_hw=(h, w), crop=min(h, w))  # only resize_hw is used here
+    key_before, key_during = gelsight_key(job.finger, "before"), gelsight_key(job.finger, "during")
+    before = np.load(Path(job.directory) / "before.npy", mmap_mode="r+")
+    during = np.load(Path(job.directory) / "during.npy", mmap_mode="r+")
+    assert before.shape == during.shape == (job.n, h, w, 3)
+    with CalandraShard(job.path) as shard:
+        for row, index, object_name, is_gripping in job.rows:
+            trial = shard.read(index, keys=(key_before, key_during))
+            if trial.is_gripping != is_gripping or trial.object_name != object_name:
+                raise DatasetError(f"{trial.source}: label/object changed since the index was built")
+            before[row] = resize_frame(trial.images[key_before], cfg, f"{trial.source}:{key_before}")
+            during[row] = resize_frame(trial.images[key_during], cfg, f"{trial.source}:{key_during}")
+    before.flush()
+    during.flush()
+    return len(job.rows)
+
+
 def build_cache(
     refs: ShardIndex | Sequence[TrialRef],
     cache_dir: str | os.PathLike[str],
     size_hw: tuple[int, int] = (96, 128),
     finger: str = "A",
     progress: bool = True,
+    workers: int = 1,
 ) -> TactileArrays:
     """Return the cached, resized Ta/Tb frames of ``refs`` (in that order), building them if needed.
 
     ``finger`` is ``"A"`` (left GelSight, the paper's input) or ``"B"``. A trial whose
     images cannot be read raises :class:`DatasetError` naming it (index the shards first:
     :func:`~tactile_grasp_predictor.data.index_shards` skips trials with bad metadata).
+    ``workers > 1`` decodes with that many processes (worth it for full-size real frames);
+    the result is identical.
     """
     refs = list(refs)
     if not refs:
         raise DatasetError("build_cache: no trials to cache")
     h, w = (int(size_hw[0]), int(size_hw[1]))
-    key_before, key_during = gelsight_key(finger, "before"), gelsight_key(finger, "during")
-    cfg = PreprocessConfig(resize_hw=(h, w), crop=min(h, w))  # only resize_hw is used here
+    gelsight_key(finger, "before")  # validates finger
     fingerprint = cache_fingerprint(refs, (h, w), finger)
     root = Path(cache_dir)
     entry = root / f"tactile-{finger}-{h}x{w}-{fingerprint[:16]}"
@@ -156,29 +208,20 @@ def build_cache(
     tmp.mkdir()
     try:
         n = len(refs)
-        before = np.lib.format.open_memmap(tmp / "before.npy", mode="w+", dtype=np.uint8, shape=(n, h, w, 3))
-        during = np.lib.format.open_memmap(tmp / "during.npy", mode="w+", dtype=np.uint8, shape=(n, h, w, 3))
-        # read in file order (one open shard at a time), write each trial to its own row
-        order = sorted(range(n), key=lambda i: (str(refs[i].path), refs[i].index))
-        shard: CalandraShard | None = None
-        try:
-            for row in tqdm(order, desc="caching tactile frames", unit="trial", disable=not progress):
-                ref = refs[row]
-                if shard is None or shard.path != ref.path:
-                    if shard is not None:
-                        shard.close()
-                    shard = CalandraShard(ref.path)
-                trial = shard.read(ref.index, keys=(key_before, key_during))
-                if trial.is_gripping != ref.is_gripping or trial.object_name != ref.object_name:
-                    raise DatasetError(f"{trial.source}: label/object changed since the index was built")
-                before[row] = resize_frame(trial.images[key_before], cfg, f"{trial.source}:{key_before}")
-                during[row] = resize_frame(trial.images[key_during], cfg, f"{trial.source}:{key_during}")
-        finally:
-            if shard is not None:
-                shard.close()
-        before.flush()
-        during.flush()
-        del before, during
+        for name in ("before", "during"):  # allocate; workers fill rows in place
+            shape = (n, h, w, 3)
+            del_me = np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=np.uint8, shape=shape)
+            del del_me
+        jobs = _jobs(refs, tmp, (h, w), finger, chunk=_CHUNK if workers > 1 else n)
+        with tqdm(total=n, desc="caching tactile frames", unit="trial", disable=not progress) as bar:
+            if workers <= 1:
+                for job in jobs:
+                    bar.update(_fill_rows(job))
+            else:
+                ctx = multiprocessing.get_context("spawn")  # no fork: the caller may hold threads (torch)
+                with ctx.Pool(min(workers, len(jobs))) as pool:
+                    for count in pool.imap_unordered(_fill_rows, jobs):
+                        bar.update(count)
         np.save(tmp / "labels.npy", np.array([r.label for r in refs], dtype=np.int64))
         meta = {
             "version": CACHE_VERSION, "fingerprint": fingerprint, "resize": RESIZE_METHOD,
