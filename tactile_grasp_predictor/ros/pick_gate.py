@@ -83,7 +83,7 @@ class PickGate:
 
     def __init__(self, node: Node, action_name: str = DEFAULT_ACTION) -> None:
         self.node = node
-        self._client = ActionClient(node, EvaluateGrasp, action_name)
+        self._client: Any = ActionClient(node, EvaluateGrasp, action_name)
         self._own_executor: SingleThreadedExecutor | None = None
         if node.executor is None:  # nobody spins this node: we spin it while waiting
             self._own_executor = SingleThreadedExecutor(context=node.context)
@@ -132,7 +132,7 @@ class PickGate:
         if not self._wait(send, 5.0) or send.result() is None:
             self._result = GateResult.abort("server_unavailable")
             return False
-        handle = send.result()
+        handle: Any = send.result()
         if not handle.accepted:
             self._result = GateResult.abort("goal_rejected", GoalStatus.STATUS_ABORTED)
             return False
@@ -166,7 +166,7 @@ class PickGate:
             self.cancel()
             self._result = GateResult.abort("client_timeout")
             return self._result
-        res = fut.result()
+        res: Any = fut.result()
         self._result = GateResult.from_decision(res.result.decision, int(res.status))
         return self._result
 
