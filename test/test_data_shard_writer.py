@@ -10,7 +10,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
+from tactile_grasp_predictor.data import CalandraShard
 from training.data.shard_writer import pytables_chunkshape, write_shard
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,6 +118,8 @@ def test_atomic_write_leaves_no_partial_file(tmp_path: Path) -> None:
         write_shard(target, [{"strings": np.array(["a", "b"])}])
     with pytest.raises(ValueError, match="invalid key"):
         write_shard(target, [{"a/b": 1}])
+    with pytest.raises(ValueError, match=r"trial 0, key 'name'.*NUL"):
+        write_shard(target, [{"name": b"a\x00b"}])
     assert list(tmp_path.iterdir()) == []
 
 
@@ -205,3 +211,37 @@ def test_same_structure_as_flammkuchen_save(tmp_path: Path) -> None:
     assert sorted(ref) == sorted(got)
     for name in ref:
         assert got[name] == ref[name], name
+
+
+# --------------------------------------------------------------------------- round trip (property)
+_names = st.from_regex(r"sim_[a-z][a-z0-9_]{0,12}", fullmatch=True)
+_scalars = st.one_of(
+    st.booleans(), st.integers(-(2**62), 2**62), st.floats(allow_nan=False, width=64),
+    st.text(max_size=12).filter(lambda t: "\x00" not in t),
+    st.binary(max_size=12).filter(lambda b: b"\x00" not in b),
+)
+_arrays = hnp.arrays(
+    dtype=st.sampled_from([np.uint8, np.int32, np.int64, np.float32, np.float64]),
+    shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=12),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(extras=st.dictionaries(_names, st.one_of(_scalars, _arrays), max_size=6), label=st.booleans())
+def test_round_trip_through_reader(tmp_path: Path, extras: dict, label: bool) -> None:
+    img = np.arange(5 * 7 * 3, dtype=np.uint8).reshape(5, 7, 3)
+    trial = {"object_name": b"thing", "is_gripping": int(label), "gelsightA_before": img, **extras}
+    path = write_shard(tmp_path / "rt.h5", [trial])
+    with CalandraShard(path) as shard:
+        arrays = [k for k, v in extras.items() if isinstance(v, np.ndarray)]
+        got = shard.read(0, keys=["gelsightA_before", *arrays])
+    assert got.object_name == "thing" and got.is_gripping is label
+    np.testing.assert_array_equal(got.images["gelsightA_before"], img)
+    assert sorted(got.extras) == sorted(extras)
+    for key, value in extras.items():
+        back = got.extras[key]
+        if isinstance(value, np.ndarray):
+            assert back.dtype == value.dtype and back.shape == value.shape
+            np.testing.assert_array_equal(back, value)
+        else:
+            assert type(back) is type(value) and back == value, (key, value, back)

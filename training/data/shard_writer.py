@@ -95,6 +95,8 @@ def _write_attr(obj: h5py.Group | h5py.Dataset, name: str, value: Any, utf8_byte
     elif isinstance(value, (bytes, np.bytes_, str, np.str_)):
         is_text = isinstance(value, (str, np.str_))
         raw = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+        if b"\x00" in raw:
+            raise ValueError(f"attribute {name!r}: NUL bytes cannot be stored in an HDF5 fixed-length string")
         tid = _string_type(len(raw), utf8=is_text or utf8_bytes)
         if is_text and not raw:  # PyTables stores '' as an empty (NULL dataspace) string
             h5py.h5a.create(obj.id, bname, tid, h5py.h5s.create(h5py.h5s.NULL))
@@ -201,8 +203,8 @@ def _write_trial(data: h5py.Group, index: int, trial: Mapping[str, Any], level: 
             else:
                 scalar = value[()] if isinstance(value, np.ndarray) else value
                 _write_attr(group, key, scalar)
-        except TypeError as exc:
-            raise TypeError(f"{where}, key {key!r}: {exc}") from exc
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{where}, key {key!r}: {exc}") from exc
 
 
 def write_shard(
