@@ -76,7 +76,7 @@ _FEEDBACK_PHASE = {"decided": "waiting"}
 def _trigger_docs() -> dict[str, str]:
     """Field descriptions from the ``Attributes:`` section of ``TriggerConfig``'s docstring."""
     docs: dict[str, str] = {}
-    for m in re.finditer(r"^\s+(\w+):\s*(.+(?:\n\s{12,}.+)*)", TriggerConfig.__doc__ or "", re.M):
+    for m in re.finditer(r"^[ \t]+(\w+):[ \t]+(.+(?:\n[ \t]{12,}.+)*)", TriggerConfig.__doc__ or "", re.M):
         docs[m.group(1)] = " ".join(m.group(2).split())
     return docs
 

@@ -46,8 +46,8 @@ DRIVER_QOS = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE,
                         durability=QoSDurabilityPolicy.VOLATILE, history=QoSHistoryPolicy.KEEP_LAST)
 
 PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec("shards", [""], "simulated shard files or directories to replay (tgp simulate --streams)",
-              read_only=True),
+    ParamSpec("shards", "", "simulated shard files or directories to replay, comma-separated "
+              "(tgp simulate --streams)", read_only=True),
     ParamSpec("max_trials", 0, "replay at most this many trials (0: all)", lo=0, hi=10_000_000,
               read_only=True),
     ParamSpec("loop", False, "start again after the last trial", read_only=True),
@@ -352,7 +352,7 @@ class SimRobotNode(Node):
             if self._trials is not None:
                 yield from self._trials
             else:
-                shards = [s for s in v["shards"] if s]
+                shards = [s.strip() for s in str(v["shards"]).split(",") if s.strip()]
                 yield from load_trials(shards, int(v["max_trials"]), float(v["camera_rate_hz"]))
             if not v["loop"]:
                 return

@@ -1,0 +1,224 @@
+"""The launch files, loaded without ROS's ``launch`` packages (recording stand-ins in sys.modules).
+
+``launch`` and ``launch_ros`` are not installable here, yet the launch files are the user's
+entry on a full ROS install. The stand-ins below only record what the files construct;
+the test then checks it against the package: every executable is a console script of
+setup.py, every parameter file exists and is installed, and every parameter in it (and in
+inline overrides) is declared by that executable's node with the same type.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tactile_grasp_predictor.ros.params import ParamSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = "tactile_grasp_predictor"
+
+
+class Recorded:
+    """Stands in for any launch class: keeps its arguments."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args = args
+        self.kwargs = kwargs
+
+
+class LaunchConfiguration(Recorded):
+    def perform(self, context: Any) -> str:
+        return str(context.launch_configurations[self.args[0]])
+
+
+class FindPackageShare(Recorded):
+    pass
+
+
+class PathJoinSubstitution(Recorded):
+    pass
+
+
+class Context:
+    def __init__(self, configurations: dict[str, str]) -> None:
+        self.launch_configurations = configurations
+
+
+def stand_ins() -> dict[str, types.ModuleType]:
+    def module(name: str, **attrs: Any) -> types.ModuleType:
+        m = types.ModuleType(name)
+        m.__dict__.update(attrs)
+        return m
+
+    names = ("LaunchDescription", "DeclareLaunchArgument", "OpaqueFunction", "Node",
+             "IncludeLaunchDescription", "GroupAction", "SetParameter", "TimerAction")
+    classes = {n: type(n, (Recorded,), {}) for n in names}
+    actions = ("DeclareLaunchArgument", "OpaqueFunction", "IncludeLaunchDescription", "GroupAction", "TimerAction")
+    return {
+        "launch": module("launch", LaunchDescription=classes["LaunchDescription"]),
+        "launch.actions": module("launch.actions", **{k: classes[k] for k in actions}),
+        "launch.substitutions": module("launch.substitutions", LaunchConfiguration=LaunchConfiguration,
+                                       PathJoinSubstitution=PathJoinSubstitution),
+        "launch_ros": module("launch_ros"),
+        "launch_ros.actions": module("launch_ros.actions", Node=classes["Node"],
+                                     SetParameter=classes["SetParameter"]),
+        "launch_ros.substitutions": module("launch_ros.substitutions", FindPackageShare=FindPackageShare),
+    }
+
+
+def console_scripts() -> dict[str, str]:
+    """executable → module, from setup.py's entry points (parsed, not run)."""
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            for k, v in zip(node.keys, node.values, strict=True):
+                if isinstance(k, ast.Constant) and k.value == "console_scripts":
+                    items = [ast.literal_eval(e) for e in v.elts]  # type: ignore[attr-defined]
+                    return {s.split("=")[0].strip(): s.split("=")[1].split(":")[0].strip() for s in items}
+    raise AssertionError("no console_scripts in setup.py")
+
+
+def resolve(value: Any, configurations: dict[str, str]) -> Any:
+    """Turn recorded substitutions into what a full install would give (share dir = repo root)."""
+    if isinstance(value, LaunchConfiguration):
+        return resolve(configurations[value.args[0]], configurations)
+    if isinstance(value, PathJoinSubstitution):
+        return Path(*[str(resolve(p, configurations)) for p in value.args[0]])
+    if isinstance(value, FindPackageShare):
+        assert value.args[0] == PACKAGE
+        return ROOT  # setup.py installs launch/ and config/ under share/<pkg>/ as in the repo
+    return value
+
+
+def load(path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    for name, mod in stand_ins().items():
+        monkeypatch.setitem(sys.modules, name, mod)
+    spec = importlib.util.spec_from_file_location(path.stem.replace(".", "_"), path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.generate_launch_description()
+
+
+def expand(description: Any, configurations: dict[str, str]) -> tuple[dict[str, Any], list[Recorded]]:
+    """Launch arguments (name → default) and the Node actions, opaque functions run."""
+    arguments: dict[str, Any] = {}
+    nodes: list[Recorded] = []
+    for entity in description.args[0]:
+        kind = type(entity).__name__
+        if kind == "DeclareLaunchArgument":
+            assert entity.kwargs.get("description"), f"argument {entity.args[0]} lacks a description"
+            arguments[entity.args[0]] = entity.kwargs.get("default_value")
+        elif kind == "OpaqueFunction":
+            for name, default in arguments.items():
+                configurations.setdefault(name, resolve(default, configurations))
+            nodes.extend(entity.kwargs["function"](Context(configurations)))
+        elif kind == "Node":
+            nodes.append(entity)
+    return arguments, nodes
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def same_type(spec: ParamSpec, value: Any) -> bool:
+    """rclpy refuses a value of another type than the declared one (no dynamic typing)."""
+    d = spec.default
+    if isinstance(d, list):
+        return isinstance(value, list) and all(type(x) is type(d[0]) for x in value)
+    return type(value) is type(d) or (isinstance(value, type(d)) and not isinstance(value, bool))
+
+
+def check_node(node: Recorded, configurations: dict[str, str]) -> list[str]:
+    """Check one Node action; return the parameter names it sets."""
+    scripts = console_scripts()
+    kw = node.kwargs
+    assert kw["package"] == PACKAGE
+    executable = kw["executable"]
+    assert executable in scripts, f"{executable} is not a console script of setup.py"
+    specs = {s.name: s for s in importlib.import_module(scripts[executable]).PARAMETERS}
+    name = kw.get("name", executable)
+    seen: list[str] = []
+    for entry in kw.get("parameters", []):
+        entry = resolve(entry, configurations)
+        if isinstance(entry, dict):
+            params = {k: resolve(v, configurations) for k, v in entry.items()}
+        else:
+            path = Path(entry)
+            assert path.is_file(), f"{name}: parameter file {path} missing"
+            assert path.parent == ROOT / "config", f"{path}: not installed by setup.py (config/*.yaml)"
+            doc = yaml.safe_load(path.read_text())
+            sections = [doc[k] for k in (f"/{name}", name, "/**") if k in doc]
+            assert sections, f"{path}: no section for /{name}"
+            params = {}
+            for section in sections:
+                params.update(flatten(section["ros__parameters"]))
+        for key, value in params.items():
+            assert key in specs, f"{name}: parameter {key!r} is not declared by {executable}"
+            if not isinstance(value, Recorded | Path):
+                declared = specs[key].default
+                assert same_type(specs[key], value), f"{name}.{key}: {value!r} vs declared {declared!r}"
+                assert specs[key].check(value) is None, specs[key].check(value)
+            seen.append(key)
+    return seen
+
+
+def test_predictor_launch(monkeypatch: pytest.MonkeyPatch) -> None:
+    ld = load(ROOT / "launch" / "predictor.launch.py", monkeypatch)
+    configs: dict[str, Any] = {"bundle_path": "/models/moco", "image_topic": "", "joint_states_topic": ""}
+    arguments, nodes = expand(ld, configs)
+    assert {"params_file", "bundle_path", "image_topic", "namespace"} <= set(arguments)
+    assert [n.kwargs["executable"] for n in nodes] == ["predictor_node"]
+    seen = check_node(nodes[0], configs)
+    assert "bundle_path" in seen and "trigger.tb_timeout_s" in seen
+    # The defaults file covers every declared parameter (it documents them all).
+    from tactile_grasp_predictor.ros.predictor_node import PARAMETERS
+
+    assert {s.name for s in PARAMETERS} <= set(seen)
+    # Empty overrides are not passed (the params file's values stay in force).
+    overrides = [p for p in nodes[0].kwargs["parameters"] if isinstance(p, dict)]
+    assert overrides == [{"bundle_path": "/models/moco"}]
+
+
+def test_demo_launch(monkeypatch: pytest.MonkeyPatch) -> None:
+    ld = load(ROOT / "launch" / "demo.launch.py", monkeypatch)
+    arguments, nodes = expand(ld, {})
+    configs = {**{k: resolve(v, {}) for k, v in arguments.items() if v is not None},
+               "shards": "/data/sim", "bundle_path": "/models/demo"}
+    assert sorted(n.kwargs["executable"] for n in nodes) == ["pick_gate_example", "predictor_node",
+                                                              "sim_robot_node"]
+    for node in nodes:
+        assert check_node(node, configs)
+
+
+def test_launch_and_config_files_are_installed() -> None:
+    text = (ROOT / "setup.py").read_text()
+    assert 'glob("launch/*.launch.py")' in text and 'glob("config/*.yaml")' in text
+    assert (ROOT / "config" / "predictor.yaml").is_file() and (ROOT / "config" / "demo.yaml").is_file()
+
+
+def test_a_wrong_parameter_name_is_caught() -> None:
+    """The checker itself fails on a misspelt parameter (it is not vacuous)."""
+    node = Recorded(package=PACKAGE, executable="predictor_node", name="predictor_node",
+                    parameters=[{"bundel_path": "/x"}])
+    with pytest.raises(AssertionError, match="bundel_path"):
+        check_node(node, {})
+    typed = Recorded(package=PACKAGE, executable="predictor_node", name="predictor_node",
+                     parameters=[{"width_scale": 1}])  # int for a double: rclpy refuses it
+    with pytest.raises(AssertionError, match="width_scale"):
+        check_node(typed, {})
