@@ -61,7 +61,8 @@ def stand_ins() -> dict[str, types.ModuleType]:
     names = ("LaunchDescription", "DeclareLaunchArgument", "OpaqueFunction", "Node",
              "IncludeLaunchDescription", "GroupAction", "SetParameter", "TimerAction")
     classes = {n: type(n, (Recorded,), {}) for n in names}
-    actions = ("DeclareLaunchArgument", "OpaqueFunction", "IncludeLaunchDescription", "GroupAction", "TimerAction")
+    actions = ("DeclareLaunchArgument", "OpaqueFunction", "IncludeLaunchDescription", "GroupAction",
+               "TimerAction")
     return {
         "launch": module("launch", LaunchDescription=classes["LaunchDescription"]),
         "launch.actions": module("launch.actions", **{k: classes[k] for k in actions}),
