@@ -162,6 +162,8 @@ class GelSightRenderer:
         # the table's response to a flat gel: subtracted, so that no contact = the real frame
         flat = self._shade(torch.zeros(1, height, width))
         self.flat_offset = flat[0]  # 3 x H x W
+        # the untouched gel (its dome is already in the real background frame)
+        self.rest_surface = self.deform(torch.full((1, height, width), FAR_MM))[0]  # H x W
 
     def _sigma(self, rel: list[float] | tuple[float, float]) -> tuple[float, float]:
         return (rel[0] * self.width, rel[1] * self.height)
@@ -193,6 +195,7 @@ class GelSightRenderer:
         b = self.bins - 1
         i_mag = torch.clamp((slope / (0.5 * math.pi / b)).long(), 0, b)
         i_dir = torch.clamp(((direction + math.pi) / (2 * math.pi / b)).long(), 0, b)
+        i_dir = torch.where(i_mag == 0, b // 2, i_dir)  # no slope, no direction: one bin (numerical noise)
         idx = (i_mag * self.bins + i_dir).reshape(-1)  # N*H*W
         coef = self.poly[:, idx].reshape(3, n, h * w, 6)  # 3 x N x HW x 6
         val = (coef * self.features[None, None]).sum(-1)  # 3 x N x HW
@@ -204,9 +207,10 @@ class GelSightRenderer:
         hm = torch.as_tensor(np.asarray(height_mm, dtype=np.float32))
         if hm.dim() == 2:
             hm = hm[None]
-        surface = self.deform(hm)
+        # the colour change comes from the deformation relative to the untouched gel
+        surface = self.deform(hm) - self.rest_surface[None]  # N x H x W, <= 0 where pressed
         # the table's flat-slope response belongs to pressed gel only: fade it in with the indentation
-        pressed = ((self.dome[None] - surface) / self.PRESS_FADE_MM).clamp(0.0, 1.0)[:, None]  # N x 1 x H x W
+        pressed = (-surface / self.PRESS_FADE_MM).clamp(0.0, 1.0)[:, None]  # N x 1 x H x W
         return self.background[None] + self._shade(surface) - (1.0 - pressed) * self.flat_offset[None]
 
     def render(

@@ -14,6 +14,7 @@ snapshot frames (same physics state, same noise).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +47,7 @@ class SimConfig:
     height: int = 120
     fps: float = 15.0
     streams: bool = False
-    ray_grid: tuple[int, int] = (64, 48)  # rays per pad (x, y)
+    ray_grid: tuple[int, int] = (0, 0)  # rays per pad (x, y); 0 = 0.4 x the image size
     noise_std: float = 1.5  # sensor noise, intensity units
     stream_lead_s: float = 0.5  # streams start this long before closing
 
@@ -67,6 +68,11 @@ class TrialSimulator:
         self.cfg = config
         self.objects = objects if objects is not None else catalogue()
         self.renderer = GelSightRenderer(config.width, config.height)
+        if config.ray_grid == (0, 0):
+            config = dataclasses.replace(
+                config, ray_grid=(math.ceil(0.4 * config.width), math.ceil(0.4 * config.height))
+            )
+            self.cfg = config
         nu, nv = config.ray_grid
         self.pixel_area_mm2 = (2 * PAD_HALF_X * 1e3 / config.width) * (2 * PAD_HALF_Z * 1e3 / config.height)
         assert nu >= 8 and nv >= 6
@@ -76,7 +82,7 @@ class TrialSimulator:
         """Control index of camera tick ``k``."""
         return round(k / self.cfg.fps / CONTROL_DT)
 
-    def simulate(self, seed: int, index: int) -> dict[str, Any]:
+    def simulate(self, seed: int, index: int, grip_force: float | None = None) -> dict[str, Any]:
         """Simulate trial ``index`` of run ``seed``: a dict with the Calandra keys + ``sim_*`` extras."""
         cfg = self.cfg
         ss = np.random.SeedSequence([seed, index])
@@ -84,7 +90,7 @@ class TrialSimulator:
         for _attempt in range(20):
             spec = self.objects[int(rng.integers(len(self.objects)))]
             obj = instantiate(spec, rng)
-            setup = self._setup(obj, rng)
+            setup = self._setup(obj, rng, grip_force)
             if setup is not None:
                 break
         else:  # pragma: no cover - the catalogue always has graspable objects
@@ -126,7 +132,7 @@ class TrialSimulator:
                 world.set_hand((grasp_pos[0], grasp_pos[1], z0 + lift), yaw)
             if n > 0:
                 world.step(STEPS_PER_CONTROL)
-            if n % width_every == 0:
+            if n % width_every == 0 or n == n_after:
                 g_time.append(round(t, 6))
                 g_width.append(world.width())
             if n == n_during:
@@ -197,10 +203,14 @@ class TrialSimulator:
         return trial
 
     # --- pieces -------------------------------------------------------------------------
-    def _setup(self, obj: ObjectInstance, rng: np.random.Generator) -> tuple | None:
+    def _setup(
+        self, obj: ObjectInstance, rng: np.random.Generator, force: float | None = None
+    ) -> tuple | None:
         """Settle the object, choose the grasp; ``None`` if the object does not fit the gripper."""
         obj_yaw = float(rng.uniform(-math.pi, math.pi))
         grip_force = float(rng.uniform(5.0, 35.0))
+        if force is not None:  # an override keeps every other draw the same
+            grip_force = float(force)
         world = GraspWorld(obj, grip_force, (0.0, 0.0, obj.half_extent[2] + 0.002), _quat_yaw(obj_yaw))
         world.set_hand((0.0, 0.0, 0.4), 0.0, instant=True)
         world.set_opening(STROKE_M, instant=True)
@@ -223,16 +233,22 @@ class TrialSimulator:
         if opening > STROKE_M - 0.002:
             return None
         # grasp position: along the hand x (near the object's long axis), height on the object
-        centre = pos + rot @ np.zeros(3)
-        along = float(rng.uniform(-0.6, 0.6)) * max(ext[0] - 0.004, 0.0)
+        # (retry a few times where the pads would miss the object: a grasp must find a part)
         z_top = float(pos[2] + ext[2])
         z_lo = PAD_HALF_Z + 0.003
         z_hi = max(z_lo, z_top - 0.003)
-        z = float(rng.uniform(z_lo, z_hi))
-        grasp = centre + r_hand[:, 0] * along
-        grasp_pos = (float(grasp[0]), float(grasp[1]), z)
-        world.set_hand(grasp_pos, yaw, instant=True)
         world.set_opening(opening, instant=True)
+        for _ in range(6):
+            along = float(rng.uniform(-0.6, 0.6)) * max(ext[0] - 0.004, 0.0)
+            z = float(rng.uniform(z_lo, z_hi))
+            grasp = pos + r_hand[:, 0] * along
+            grasp_pos = (float(grasp[0]), float(grasp[1]), z)
+            world.set_hand(grasp_pos, yaw, instant=True)
+            gap, _ = world.gap_map("A", 16, 12)
+            if np.isfinite(gap).mean() >= 0.15:
+                break
+        else:
+            return None
         world.step(1)
         extras = {
             "sim_grasp_offset": along,
@@ -252,13 +268,12 @@ class TrialSimulator:
         finite = np.isfinite(gap_mm)
         if not finite.any():
             return np.full((cfg.height, cfg.width), FAR_MM, np.float32)
-        # up-sample the gap map and hit points to image resolution, add the object's texture there
-        g = np.where(finite, gap_mm, FAR_MM).astype(np.float32)
-        g = cv2.resize(g, (cfg.width, cfg.height), interpolation=cv2.INTER_LINEAR)
-        p = cv2.resize(pts.astype(np.float32), (cfg.width, cfg.height), interpolation=cv2.INTER_LINEAR)
+        # the object's surface texture (fixed in the object frame), then up-sample to image size
         opos, orot = world.object_pose()
-        p_obj = (p.reshape(-1, 3) - opos[None]) @ orot  # world -> object frame
-        g = g + texture_mm(obj, p_obj).reshape(cfg.height, cfg.width).astype(np.float32)
+        p_obj = (pts.reshape(-1, 3) - opos[None]) @ orot  # world -> object frame
+        tex = texture_mm(obj, p_obj).reshape(gap_mm.shape)
+        g = np.where(finite, gap_mm + tex, FAR_MM).astype(np.float32)
+        g = cv2.resize(g, (cfg.width, cfg.height), interpolation=cv2.INTER_LINEAR)
         g = np.where(g > FAR_MM * 0.5, np.inf, g)
         hm, depth = gel.height_map(g, force, self.pixel_area_mm2)
         if info is not None and side == "A":
@@ -281,6 +296,8 @@ class TrialSimulator:
                 nrng = np.random.default_rng([seed, index, 2, ord(side), k])  # same frame, same noise
                 frame = img[j] * gain[side].astype(np.float32)
                 if self.cfg.noise_std > 0:
-                    frame = frame + nrng.normal(0.0, self.cfg.noise_std, frame.shape).astype(np.float32)
+                    frame = frame + nrng.standard_normal(frame.shape, dtype=np.float32) * np.float32(
+                        self.cfg.noise_std
+                    )
                 out[(side, k)] = np.clip(np.rint(frame), 0, 255).astype(np.uint8)
         return out

@@ -24,7 +24,7 @@ PAD_HALF_Z = 0.0071  # ... x 14.2 mm
 PAD_THICK = 0.004
 FINGER_KP = 4000.0  # N/m: position servo stiffness
 OBJECT_GROUP = 3  # geom group of the object (rays see only this group)
-TIMESTEP = 0.002
+TIMESTEP = 0.0025
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def build_xml(
       <body name="finger_{s}" pos="0 0 0" gravcomp="1">
         <joint name="j_{s}" type="slide" axis="0 {a} 0" range="0 {half_stroke}" damping="30" armature="0.05"/>
         <geom name="pad_{s}" type="box" size="{phx} {pht} {phz}" pos="0 {a_pt} 0" contype="2" conaffinity="1"
-              friction="0.3 0.001 0.0001" condim="4" solref="0.004 1" rgba="0.2 0.2 0.25 1" mass="0.05"/>
+              friction="0.3 0.001 0.0001" condim="4" solref="0.005 1" rgba="0.2 0.2 0.25 1" mass="0.05"/>
         <geom type="box" size="0.013 0.006 0.035" pos="0 {a_back} 0.03" contype="2" conaffinity="1"
               group="1" rgba="0.5 0.5 0.55 1" mass="0.15"/>
       </body>"""
