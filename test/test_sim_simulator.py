@@ -37,7 +37,10 @@ def renderer() -> GelSightRenderer:
 @pytest.fixture(scope="module")
 def sim_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sim") / "a"
-    assert _run_cli("--trials", "24", "--seed", "3", "--out", str(out), "--shard-size", "12", "--workers", "2") == 0
+    assert (
+        _run_cli("--trials", "24", "--seed", "3", "--out", str(out), "--shard-size", "12", "--workers", "2")
+        == 0
+    )
     return out
 
 
@@ -58,7 +61,9 @@ def test_no_contact_is_the_real_background(renderer: GelSightRenderer) -> None:
 
 def test_deeper_press_changes_more_pixels(renderer: GelSightRenderer) -> None:
     bg = renderer.render(np.full((1, 120, 160), FAR_MM, np.float32))[0].astype(int)
-    shallow, deep = (renderer.render(renderer.sphere_height_map((320, 240), 2.0, d)[None])[0] for d in (0.2, 1.0))
+    shallow, deep = (
+        renderer.render(renderer.sphere_height_map((320, 240), 2.0, d)[None])[0] for d in (0.2, 1.0)
+    )
     changed = [int((np.abs(x.astype(int) - bg).sum(-1) > 15).sum()) for x in (shallow, deep)]
     assert 0 < changed[0] < changed[1]
 
@@ -128,7 +133,10 @@ def test_shards_have_the_real_layout(sim_dir: Path) -> None:
 
 def test_same_seed_same_bytes_whatever_the_workers(sim_dir: Path, tmp_path: Path) -> None:
     other = tmp_path / "b"
-    assert _run_cli("--trials", "24", "--seed", "3", "--out", str(other), "--shard-size", "12", "--workers", "1") == 0
+    assert (
+        _run_cli("--trials", "24", "--seed", "3", "--out", str(other), "--shard-size", "12", "--workers", "1")
+        == 0
+    )
     for f in sorted(sim_dir.glob("*.h5")):
         assert (other / f.name).read_bytes() == f.read_bytes(), f.name
 
@@ -139,7 +147,10 @@ def test_resume_skips_complete_shards(sim_dir: Path, tmp_path: Path) -> None:
     kept = out / "sim_seed3_000.h5"
     os.utime(kept, (1_000_000, 1_000_000))
     (out / "sim_seed3_001.h5").unlink()
-    assert _run_cli("--trials", "24", "--seed", "3", "--out", str(out), "--shard-size", "12", "--workers", "1") == 0
+    assert (
+        _run_cli("--trials", "24", "--seed", "3", "--out", str(out), "--shard-size", "12", "--workers", "1")
+        == 0
+    )
     assert kept.stat().st_mtime == 1_000_000  # not rewritten
     assert (out / "sim_seed3_001.h5").read_bytes() == (sim_dir / "sim_seed3_001.h5").read_bytes()
     with pytest.raises(ConfigError, match="other options"):
@@ -158,7 +169,9 @@ def test_streams_hold_the_snapshot_frames() -> None:
     t = TrialSimulator(SimConfig(streams=True, fps=15.0)).simulate(9, 1)
     for side in "AB":
         frames, times = t[f"sim_gelsight{side}_stream"], t[f"sim_gelsight{side}_stream_time"]
-        assert frames.dtype == np.uint8 and frames.shape[1:] == (120, 160, 3) and frames.shape[0] == len(times)
+        assert (
+            frames.dtype == np.uint8 and frames.shape[1:] == (120, 160, 3) and frames.shape[0] == len(times)
+        )
         assert times[0] <= t["sim_t_close"] - 0.45 and times[-1] == t["sim_t_after"]
         assert np.diff(times).mean() == pytest.approx(1 / 15, abs=0.005)
         for phase in ("before", "during", "after"):
@@ -167,14 +180,21 @@ def test_streams_hold_the_snapshot_frames() -> None:
             assert np.array_equal(plain[f"gelsight{side}_{phase}"], t[f"gelsight{side}_{phase}"])
 
 
-@pytest.mark.skipif(not (ROOT / ".venv-fixtures/bin/python").exists(), reason="no numpy<2 venv with flammkuchen")
+@pytest.mark.skipif(
+    not (ROOT / ".venv-fixtures/bin/python").exists(), reason="no numpy<2 venv with flammkuchen"
+)
 def test_flammkuchen_reads_the_shards(sim_dir: Path) -> None:
     code = (
         "import flammkuchen as fl, json, sys; d = fl.load(sys.argv[1]); "
-        "print(json.dumps([[t['object_name'].decode(), int(t['is_gripping']), str(t['gelsightA_during'].dtype), "
-        "list(t['gelsightB_after'].shape)] for t in d]))"
+        "print(json.dumps([[t['object_name'].decode(), int(t['is_gripping']), "
+        "str(t['gelsightA_during'].dtype), list(t['gelsightB_after'].shape)] for t in d]))"
     )
-    out = subprocess.run([str(ROOT / ".venv-fixtures/bin/python"), "-c", code, str(sim_dir / "sim_seed3_001.h5")],
-                         capture_output=True, text=True, check=True, timeout=60)
+    out = subprocess.run(
+        [str(ROOT / ".venv-fixtures/bin/python"), "-c", code, str(sim_dir / "sim_seed3_001.h5")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     rows = json.loads(out.stdout)
     assert len(rows) == 12 and all(r[2] == "uint8" and r[3] == [120, 160, 3] for r in rows)
