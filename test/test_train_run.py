@@ -1,0 +1,125 @@
+"""Training runs on tiny configs: every method steps, exact resume after a kill, paper config step, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from tactile_grasp_predictor.errors import ConfigError
+from training.checkpoint import load_checkpoint
+from training.config import METHODS, load_config
+from training.methods import build_method
+from training.train import synthetic_set, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_trains_and_moves_weights(method: str, tmp_path: Path) -> None:
+    cfg = load_config("tiny", [f"method={method}", "epochs=1"])
+    data = synthetic_set(48, cfg.resize_hw, seed=1)
+    res = train(cfg, data, tmp_path / method, progress=False)
+    assert res.epochs_done == 1 and len(res.history) == 1
+    assert torch.isfinite(torch.tensor(res.history[0]["loss"]))
+    fresh = build_method(cfg, res.preprocess, len(data))
+    w_new = res.method.encoder.backbone.conv1.weight
+    w_old = fresh.encoder.backbone.conv1.weight
+    assert w_new.shape == w_old.shape and not torch.allclose(w_new, w_old)  # trained away from init
+    state = load_checkpoint(tmp_path / method / "checkpoint.pt")
+    assert state["epoch"] == 1 and state["config"]["method"] == method
+    assert (tmp_path / method / "loss.png").stat().st_size > 0
+
+
+def test_killed_and_resumed_run_equals_uninterrupted(tmp_path: Path) -> None:
+    overrides = ["epochs=3", "moco_k=32"]
+    cfg = load_config("tiny", overrides)
+    data = synthetic_set(64, cfg.resize_hw, seed=2)
+    straight = train(cfg, data, tmp_path / "straight", progress=False)
+
+    # a separate process is SIGKILLed right after its epoch-1 checkpoint is on disk
+    script = textwrap.dedent(f"""
+        import os, signal, torch
+        from pathlib import Path
+        from training.config import METHODS, load_config
+        from training.train import synthetic_set, train
+        torch.set_num_threads(1)
+        cfg = load_config("tiny", {overrides!r})
+        data = synthetic_set(64, cfg.resize_hw, seed=2)
+        def die(epoch):
+            if epoch == 1:
+                os.kill(os.getpid(), signal.SIGKILL)
+        train(cfg, data, Path({str(tmp_path / "killed")!r}), progress=False, on_checkpoint=die)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          timeout=170)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert load_checkpoint(tmp_path / "killed" / "checkpoint.pt")["epoch"] == 1
+    assert not list((tmp_path / "killed").glob(".*tmp*"))  # no half-written checkpoint left
+
+    resumed = train(cfg, data, tmp_path / "killed", progress=False)
+    assert resumed.epochs_done == 3
+    a, b = straight.method.state_dict(), resumed.method.state_dict()
+    assert a.keys() == b.keys()
+    for key in a:  # weights, key encoder, queue, pointer, BN statistics: bit for bit
+        assert torch.equal(a[key], b[key]), key
+    assert [h["loss"] for h in straight.history] == [h["loss"] for h in resumed.history]
+
+
+def test_resume_refuses_a_different_config(tmp_path: Path) -> None:
+    cfg = load_config("tiny", ["epochs=1"])
+    data = synthetic_set(48, cfg.resize_hw)
+    train(cfg, data, tmp_path, progress=False)
+    with pytest.raises(ConfigError, match="different config"):
+        train(load_config("tiny", ["epochs=1", "lr=0.5"]), data, tmp_path, progress=False)
+
+
+def test_queue_too_large_for_the_data_is_a_config_error() -> None:
+    cfg = load_config("tiny", ["moco_k=64"])
+    with pytest.raises(ConfigError, match="moco_k"):
+        train(cfg, synthetic_set(64, cfg.resize_hw), None, progress=False)
+
+
+def test_paper_config_builds_and_runs_one_step_on_cpu() -> None:
+    # the paper's model and input (ResNet-50, 256 -> 224, 2-hidden-layer head, tau, m); a tiny N and batch
+    cfg = load_config("paper", ["epochs=1", "batch_size=4", "moco_k=8", "split_bn=2"])
+    assert cfg.arch == "resnet50" and cfg.crop == 224
+    data = synthetic_set(12, cfg.resize_hw, seed=3)
+    res = train(cfg, data, None, progress=False, stop_after_epochs=1)
+    assert res.method.encoder.feat_dim == 2048
+    assert res.method.queue.shape == (128, 8)
+    assert res.history and torch.isfinite(torch.tensor(res.history[0]["loss"]))
+
+
+def test_bf16_autocast_step(tmp_path: Path) -> None:
+    cfg = load_config("tiny", ["epochs=1", "bf16=true"])
+    res = train(cfg, synthetic_set(48, cfg.resize_hw), tmp_path, progress=False)
+    assert torch.isfinite(torch.tensor(res.history[0]["loss"]))
+
+
+def test_two_process_ddp_with_torchrun(tmp_path: Path) -> None:
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "training.cli", "train", "--synthetic", "96", "--config", "tiny", "--out", str(out),
+           "--set", "epochs=1", "--set", "moco_k=64", "--device", "cpu", "--no-progress"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=170)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    state = load_checkpoint(out / "checkpoint.pt")
+    assert state["world_size"] == 2 and state["rng_torch"].shape[0] == 2
+    # 96 trials / (16 x 2 processes) = 3 steps, each enqueues the 32 gathered keys: pointer 96 % 64 = 32
+    assert int(state["model"]["queue_ptr"]) == 32
+    history = json.loads((out / "history.json").read_text())
+    assert len(history) == 1 and history[0]["loss"] > 0
