@@ -45,12 +45,15 @@ def test_mono_is_replicated() -> None:
     assert np.abs(out[..., 0].astype(float) - luma).max() <= 0.5 + 1e-6
 
 
-def test_row_padding_is_skipped() -> None:
-    _, data = encode_image(RGB, "rgb8")
-    rows = np.frombuffer(data, np.uint8).reshape(5, 21)
-    padded = np.concatenate([rows, np.full((5, 11), 77, np.uint8)], axis=1)  # step 32
-    out = decode_image("rgb8", 5, 7, 32, padded.tobytes())
-    np.testing.assert_array_equal(out, RGB)
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "mono8", "bgra8"])
+def test_row_padding_is_skipped(encoding: str) -> None:
+    step, data = encode_image(RGB, encoding)
+    rows = np.frombuffer(data, np.uint8).reshape(5, step)
+    padded = np.concatenate([rows, np.full((5, 11), 77, np.uint8)], axis=1)
+    out = decode_image(encoding, 5, 7, step + 11, padded.tobytes())
+    np.testing.assert_array_equal(out, decode_image(encoding, 5, 7, step, data))
+    if encoding != "mono8":
+        np.testing.assert_array_equal(out, RGB)
 
 
 def test_accepts_arrays_and_copies() -> None:
