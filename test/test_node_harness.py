@@ -117,11 +117,11 @@ class Rig:
         self._thread.start()
 
     def close(self) -> None:
-        for node in reversed(self.nodes):
-            node.destroy_node()
         self.executor.shutdown(timeout_sec=5.0)
         if self._thread is not None:
             self._thread.join(10.0)
+        for node in reversed(self.nodes):
+            node.destroy_node()
 
 
 def wait_for(done: Callable[[], bool], timeout_s: float = 30.0) -> bool:

@@ -133,7 +133,7 @@ class TrialPlayback:
             if key not in ex:
                 raise DatasetError(f"{src}: no {key} (simulate with the gripper trajectory)")
         gt = np.asarray(ex["sim_gripper_time"], dtype=np.float64)
-        gw = np.asarray(ex["sim_gripper_width"], dtype=np.float64)
+        gw = np.maximum(np.asarray(ex["sim_gripper_width"], dtype=np.float64), 0.0)  # a WSG-50 reports >= 0
         t_lift = float(ex.get("sim_t_lift", np.nan))
         if not math.isfinite(t_lift):
             raise DatasetError(f"{src}: no sim_t_lift attribute")
