@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -228,7 +228,7 @@ class SimRobotNode(Node):
         self,
         node_name: str = "sim_robot_node",
         *,
-        trials: Sequence[TrialPlayback] | None = None,
+        trials: Iterable[TrialPlayback] | None = None,
         on_result: Callable[[TrialResult], None] | None = None,
         autostart: bool = True,
         **kwargs: Any,
