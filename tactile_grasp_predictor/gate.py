@@ -62,6 +62,7 @@ class Reason:
     MODEL_UNAVAILABLE = "model_unavailable"  #: no model loaded
     MODEL_ERROR = "model_error"  #: the model raised or gave no probability in [0, 1]
     BAD_THRESHOLD = "bad_threshold"  #: the decision threshold is not in [0, 1]
+    CLOCK_RESET = "clock_reset"  #: time jumped back (looping bag, restarted simulation)
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,6 +132,11 @@ class FrameBuffer:
     def __len__(self) -> int:
         return len(self._frames)
 
+    def clear(self) -> None:
+        """Drop every frame and the time order (counters continue)."""
+        self._frames.clear()
+        self.last_t = self._last_stamp = None
+
     def push(self, frame: Frame) -> bool:
         """Add a frame; return ``False`` if it was ignored (out of order or duplicate)."""
         if self.last_t is not None:
@@ -177,6 +183,7 @@ class GateStats:
     grasps: int = 0
     snapshots: int = 0
     aborts: int = 0
+    clock_resets: int = 0
     last_frame_t: float | None = None
     last_gripper_t: float | None = None
 
@@ -239,6 +246,7 @@ class GraspGate:
             grasps=tr.grasp_id,
             snapshots=c.snapshots,
             aborts=c.aborts,
+            clock_resets=c.clock_resets,
             last_frame_t=buf.last_t,
             last_gripper_t=self._last_gripper_t,
         )
@@ -256,7 +264,7 @@ class GraspGate:
         ):
             self._counts.frames_invalid += 1
             return []
-        events = self._advance(frame.t)
+        events = self._clock_check(frame.t) + self._advance(frame.t)
         if not self._buffer.push(frame):
             return events
         g = self._grasp
@@ -266,7 +274,7 @@ class GraspGate:
 
     def on_gripper(self, sample: GripperSample) -> list[GateEvent]:
         """Take a gripper sample (``sample.t`` = receive time); return the events it causes."""
-        events = self._advance(sample.t) if math.isfinite(sample.t) else []
+        events = self._clock_check(sample.t) + self._advance(sample.t) if math.isfinite(sample.t) else []
         before = self._tracker.accepted
         phase_events = self._tracker.update(sample)
         if self._tracker.accepted != before:
@@ -291,7 +299,7 @@ class GraspGate:
         """Advance the clock to ``t``: fire expired timeouts (no effect if ``t`` is not newer)."""
         if not math.isfinite(t):
             return []
-        return self._advance(t)
+        return self._clock_check(t) + self._advance(t)
 
     def mark_decided(self, grasp_id: int, t: float) -> list[GateEvent]:
         """Record that grasp ``grasp_id`` was decided: phase ``predicting`` → ``decided``."""
@@ -306,8 +314,23 @@ class GraspGate:
             self._phase = phase
             events.append(PhaseChanged(t, self.grasp_id, phase))
 
+    def _clock_check(self, t: float) -> list[GateEvent]:
+        """Start afresh if ``t`` lies more than ``clock_reset_s`` before the newest time seen."""
+        events: list[GateEvent] = []
+        if self._now is None or t >= self._now - self.config.clock_reset_s:
+            return events
+        self._abort(self._now, Reason.CLOCK_RESET, events)
+        self._tracker.reset()
+        self._buffer.clear()
+        self._now = t
+        self._last_gripper_t = None
+        self._counts.clock_resets += 1
+        self._set_phase(t, "waiting", events)
+        return events
+
     def _on_closing(self, ev: ClosingStarted, events: list[GateEvent]) -> None:
-        assert self._grasp is None, "a new grasp only starts after the last one ended"
+        # The tracker only starts a grasp after the last one ended (Opened aborts it).
+        self._abort(ev.t_detected, Reason.GRIPPER_OPENED, events)
         cfg = self.config
         g = _Grasp(ev.grasp_id, ev.t)
         self._grasp = g

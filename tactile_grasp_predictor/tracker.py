@@ -58,6 +58,10 @@ class TriggerConfig:
             ``gripper_silent``.
         frame_buffer_size: most frames kept for Ta selection (bounds memory).
         frame_buffer_age_s: frames older than this (relative to the newest) are dropped.
+        clock_reset_s: an input this much older than the newest time seen means the clock
+            went back (a looping bag, a restarted simulation): the gate starts afresh
+            (an open grasp ends with ABORT ``clock_reset``); smaller steps back are
+            out-of-order messages and are ignored.
 
     """
 
@@ -74,6 +78,7 @@ class TriggerConfig:
     gripper_silence_s: float = 1.0
     frame_buffer_size: int = 32
     frame_buffer_age_s: float = 2.0
+    clock_reset_s: float = 5.0
 
     def validate(self) -> TriggerConfig:
         """Check every field; raise :class:`ConfigError` naming the first bad one; return ``self``."""
@@ -90,7 +95,8 @@ class TriggerConfig:
             if v < 0:
                 raise ConfigError(f"TriggerConfig.{f.name}: must be >= 0, got {v!r}")
         positive = ("closing_threshold_m", "settle_window_s", "reopen_threshold_m", "ta_max_age_s",
-                    "tb_timeout_s", "frame_max_age_s", "gripper_silence_s", "frame_buffer_age_s")
+                    "tb_timeout_s", "frame_max_age_s", "gripper_silence_s", "frame_buffer_age_s",
+                    "clock_reset_s")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"TriggerConfig.{name}: must be > 0, got {getattr(self, name)!r}")
@@ -171,12 +177,16 @@ class GraspPhaseTracker:
 
     def __init__(self, config: TriggerConfig | None = None) -> None:
         self.config = (config or TriggerConfig()).validate()
-        self.phase: TrackerPhase = "waiting"
         self.grasp_id = 0
         self.out_of_order = 0
         self.duplicates = 0
         self.invalid = 0
         self.accepted = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the gripper's history (phase ``waiting``); grasp ids and counters continue."""
+        self.phase: TrackerPhase = "waiting"
         self.onset_t: float | None = None
         self._last: GripperSample | None = None
         self._width: float | None = None  # last known width

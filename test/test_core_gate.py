@@ -156,3 +156,25 @@ def test_rearm_and_second_grasp() -> None:
     out = outcomes(ev)
     assert len(out) == 1 and isinstance(out[0], SnapshotReady) and out[0].grasp_id == 2
     assert out[0].ta.t < 4.5
+
+
+def test_clock_jump_back_starts_afresh() -> None:
+    gate = GraspGate()
+    # a grasp in progress when the bag loops back to t = 0
+    ev = run(gate, stream(6.3, 6.0, HELD))
+    assert gate.phase == "closing" and outcomes(ev) == []
+    ev = gate.on_frame(Frame(0.001, None, IMG))
+    assert [(type(e).__name__, getattr(e, "reason", getattr(e, "phase", None))) for e in ev] == [
+        ("GraspAborted", Reason.CLOCK_RESET), ("PhaseChanged", "decided"), ("PhaseChanged", "waiting")]
+    assert gate.stats.clock_resets == 1 and gate.stats.frames_out_of_order == 0
+    # the replayed recording works again, with grasp ids continuing
+    out = outcomes(run(gate, [x for x in stream(3.0, 1.0, HELD) if x[0] > 0.001]))
+    assert len(out) == 1 and isinstance(out[0], SnapshotReady) and out[0].grasp_id == 2
+
+
+def test_small_step_back_is_out_of_order_not_a_reset() -> None:
+    gate = GraspGate()
+    run(gate, stream(2.0, 10.0, HELD))
+    assert gate.on_frame(Frame(1.0, None, IMG)) == [] and gate.on_gripper(GripperSample(1.0, OPEN)) == []
+    assert gate.stats.clock_resets == 0 and gate.stats.frames_out_of_order == 1
+    assert gate.stats.gripper_out_of_order == 1

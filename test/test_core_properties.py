@@ -11,6 +11,7 @@ duplicated messages change nothing, ticks change nothing, bounded buffer.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -135,9 +136,13 @@ def scenarios(draw: st.DrawFn, faults: bool = True) -> Scenario:
             a = draw(st.floats(0.0, t))
             frame_gap = (a, a + draw(st.floats(0.1, 1.5)))
         if draw(st.booleans()):
-            g = draw(st.sampled_from(placed))
+            k = draw(st.integers(0, len(placed) - 1))
+            g = placed[k]
             a = draw(st.floats(g.t_close + 0.1, g.t_open))
-            grip_gap = (a, a + draw(st.floats(0.2, 2.0)))
+            b = a + draw(st.floats(0.2, 2.0))
+            if k + 1 < len(placed):  # the gripper is heard again before the next grasp
+                b = min(b, placed[k + 1].t_close - 0.1)
+            grip_gap = (a, max(a, b))
         if draw(st.booleans()):
             frames_from = draw(st.floats(0.0, placed[0].t_close + 0.2))
     return Scenario(
@@ -344,3 +349,24 @@ def test_no_decision_without_grasp() -> None:
         events += gate.on_frame(Frame(t + 0.005, None, IMG))
         events += gate.on_tick(t + 0.007)
     assert events == [] and gate.grasp_id == 0 and gate.phase == "waiting"
+
+
+@settings(max_examples=30, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(scenarios())
+def test_looping_recording_repeats_its_decisions(sc: Scenario) -> None:
+    # a bag played in a loop: time jumps back to the start; the gate starts afresh
+    cfg = dataclasses.replace(CFG, clock_reset_s=1.0)
+    msgs = feed(sc)
+    gate = GraspGate(cfg)
+    first = outcomes(drive(gate, msgs, sc.end))
+    second = outcomes(drive(gate, msgs, sc.end + 10.0))
+    n = len(sc.grasps)
+
+    def key(o: SnapshotReady | GraspAborted, shift: int) -> tuple[object, ...]:
+        if isinstance(o, SnapshotReady):
+            return ("snap", o.grasp_id - shift, o.ta.t, o.tb.t, o.t_trigger)
+        return ("abort", o.grasp_id - shift, o.reason, o.t)
+
+    assert [key(o, 0) for o in first] == [key(o, n) for o in second]
+    assert gate.stats.clock_resets == 1 and gate.grasp_id == 2 * n
