@@ -21,7 +21,7 @@ from training.bag_record import RecordOptions, synthetic_recordings, write_bag
 
 torch.set_num_threads(1)
 N = 8
-SEED = 0  # this seed gives both no-part grasps and successful/failed ones (asserted below)
+SEED = 1  # this seed gives both no-part grasps and successful/failed ones (asserted below)
 
 
 @pytest.fixture(scope="module")

@@ -69,6 +69,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     play.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
     play.add_argument("--start-offset", type=float, default=0.0, help="skip the first S seconds")
     play.add_argument("--clock", action="store_true", help="publish /clock (for use_sim_time:=true)")
+    play.add_argument(
+        "--clock-lead",
+        type=float,
+        default=0.005,
+        metavar="S",
+        help="publish each /clock this long (wall s) before its message",
+    )
     play.add_argument("--topics", nargs="*", default=None, help="play only these topics")
     play.add_argument(
         "--wait-for-subscribers",

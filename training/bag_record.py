@@ -157,12 +157,13 @@ def synthetic_recordings(
         base = np.stack([np.full((h, w), c, np.float32) for c in (120.0, 110.0, 140.0)], axis=-1)
         cy, cx = h / 2 + rng.normal(0, h / 10), w / 2 + rng.normal(0, w / 10)
         frames = np.empty((len(ft), h, w, 3), np.uint8)
+        noise = np.random.default_rng([seed, k])  # pixel noise apart: sizes and rates leave the trials alone
         for i, t in enumerate(ft):
             grip = 0.0 if empty else float(np.clip((t - t_contact) / 0.2, 0.0, 1.0))
             radius = (0.2 + 0.07 * quality) * min(h, w) * grip
             blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * max(radius, 1e-3) ** 2)) * (grip > 0)
             img = base + 60.0 * blob[..., None] * np.array([1.0, -0.5, 0.3], np.float32)
-            img += rng.normal(0, 2.0, img.shape).astype(np.float32)
+            img += noise.normal(0, 2.0, img.shape).astype(np.float32)
             frames[i] = np.clip(img, 0, 255).astype(np.uint8)
         out.append(GraspRecording(f"synthetic:{k}", gt, gw, ft, frames, t_lift, success))
     return out

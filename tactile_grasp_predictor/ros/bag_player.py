@@ -4,7 +4,9 @@ For machines without ``ros2 bag`` (no ``rosbag2_py`` on PyPI): the bag is read w
 ``rosbags`` and every message's raw CDR bytes are published unchanged (``publish`` of
 ``bytes``), on the recorded topic with the recorded type, at ``t0 + (log time - start) / rate``.
 With ``clock=True`` a ``/clock`` (rosgraph_msgs/Clock) carrying the bag's log time is
-published before each message, so nodes with ``use_sim_time:=true`` run on the bag's clock.
+published ``clock_lead_s`` (default 5 ms, wall) before each message, so a node with
+``use_sim_time:=true`` reads the message's recorded receive time as its own "now" when the
+message arrives, even if its callback runs late: the replay is then exact in time, as offline.
 
 On a full ROS 2 install the equivalent is::
 
@@ -80,10 +82,12 @@ class BagPlayer(Node):
         rate: float = 1.0,
         start_offset: float = 0.0,
         clock: bool = False,
+        clock_lead_s: float = 0.005,
         topics: Sequence[str] | None = None,
         node_name: str = "tgp_bag_player",
+        **node_kwargs: Any,
     ) -> None:
-        super().__init__(node_name)
+        super().__init__(node_name, **node_kwargs)
         if not rate > 0:
             raise BagError(f"rate: must be > 0, got {rate}")
         if start_offset < 0:
@@ -92,6 +96,7 @@ class BagPlayer(Node):
         self.rate = float(rate)
         self.start_offset = float(start_offset)
         self.clock = clock
+        self.clock_lead_s = max(0.0, float(clock_lead_s))
         self.stats = PlayStats()
         self._stop = threading.Event()
         from rosbags.rosbag2 import Reader
@@ -155,13 +160,14 @@ class BagPlayer(Node):
         start_ns = self._reader.start_time + int(self.start_offset * 1e9)
         wall0 = time.monotonic()
         clock_msg = None
+        last_clock = -1
         if self._clock_pub is not None:
             from rosgraph_msgs.msg import Clock
 
             clock_msg = Clock()
         try:
             for conn, ts_ns, raw in self._reader.messages(connections=conns, start=start_ns):
-                if self._stop.is_set() or not rclpy.ok():
+                if self._stop.is_set() or not self.context.ok():
                     break
                 due = wall0 + (ts_ns - start_ns) * 1e-9 / self.rate
                 delay = due - time.monotonic()
@@ -170,9 +176,12 @@ class BagPlayer(Node):
                         break
                 else:
                     self.stats.late_s_max = max(self.stats.late_s_max, -delay)
-                if clock_msg is not None and self._clock_pub is not None:
+                if clock_msg is not None and self._clock_pub is not None and ts_ns != last_clock:
                     clock_msg.clock.sec, clock_msg.clock.nanosec = divmod(int(ts_ns), 1_000_000_000)
                     self._clock_pub.publish(clock_msg)
+                    last_clock = ts_ns
+                    if self.clock_lead_s > 0 and self._stop.wait(self.clock_lead_s):
+                        break
                 self._pubs[conn.id].publish(bytes(raw))
                 self.stats.published += 1
                 bar.update()
@@ -198,6 +207,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
     parser.add_argument("--start-offset", type=float, default=0.0, help="skip the first S seconds")
     parser.add_argument("--clock", action="store_true", help="publish /clock (for use_sim_time:=true)")
+    parser.add_argument(
+        "--clock-lead",
+        type=float,
+        default=0.005,
+        metavar="S",
+        help="publish each /clock this long (wall s) before its message",
+    )
     parser.add_argument("--topics", nargs="*", default=None, help="play only these topics")
     parser.add_argument(
         "--wait-for-subscribers",
@@ -214,7 +230,12 @@ def run(args: argparse.Namespace) -> int:
     player: BagPlayer | None = None
     try:
         player = BagPlayer(
-            args.bag, rate=args.rate, start_offset=args.start_offset, clock=args.clock, topics=args.topics
+            args.bag,
+            rate=args.rate,
+            start_offset=args.start_offset,
+            clock=args.clock,
+            clock_lead_s=getattr(args, "clock_lead", 0.005),
+            topics=args.topics,
         )
         if args.wait_for_subscribers > 0:
             player.wait_for_subscribers(player.topics, args.wait_for_subscribers)

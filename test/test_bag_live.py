@@ -1,0 +1,108 @@
+"""The same bag, offline (no DDS) and live (bag_player → predictor_node over DDS): the same decisions.
+
+The node runs on the bag's clock (``use_sim_time`` + the player's ``/clock``, as with
+``ros2 bag play --clock``), and the bag is recorded so that the trigger's comparisons keep a
+margin even where a message's time is off by one clock step:
+JointState at 10 Hz (the 0.25 s settle window is 2.5 periods, so it ends half-way between two
+samples) and frames at 5 Hz half-way between two joint samples (50 ms either side), so every
+Ta/Tb choice is the same whether times come from the bag or from the node's clock.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("tactile_grasp_predictor.ros.predictor_node") is None,
+    reason="the ROS node (tactile_grasp_predictor/ros/predictor_node.py) does not exist yet",
+)
+
+N = 5
+
+
+def test_offline_and_live_replay_give_the_same_decisions(tmp_path: Path) -> None:
+    import rclpy
+    import torch
+    from bundles import make_random_bundle
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+    from tactile_grasp_msgs.msg import GraspDecision
+
+    from tactile_grasp_predictor.predictor import Predictor
+    from tactile_grasp_predictor.replay.evaluate import evaluate_bag
+    from tactile_grasp_predictor.ros.bag_player import BagPlayer
+    from tactile_grasp_predictor.ros.predictor_node import PredictorNode
+    from training.bag_record import RecordOptions, synthetic_recordings, write_bag
+
+    torch.set_num_threads(1)
+    recs = synthetic_recordings(N, seed=1, no_part=0.25, fps=5.0, frame_phase_s=0.05)
+    assert any(float(r.gripper_w.min()) == 0.0 for r in recs), "a no-part grasp must be among them"
+    bag = tmp_path / "live"
+    write_bag(bag, recs, RecordOptions(storage="mcap", joint_rate_hz=10.0, gap_s=0.6), progress=False)
+    predictor = Predictor.from_bundle(make_random_bundle(tmp_path / "bundle", size=32))
+
+    context = rclpy.context.Context()
+    rclpy.init(context=context)
+    executor = MultiThreadedExecutor(num_threads=4, context=context)
+    nodes: list[Node] = []
+    received: list[GraspDecision] = []
+    try:
+        params = [
+            Parameter("image_topic", value="/gelsight_left/image_raw"),
+            Parameter("joint_states_topic", value="/wsg50/joint_states"),
+            # the timing the margins above are designed for (the defaults, pinned)
+            Parameter("trigger.settle_window_s", value=0.25),
+            Parameter("trigger.tb_delay_s", value=0.1),
+        ]
+        node = PredictorNode(context=context, parameter_overrides=params, loader=lambda _cfg: predictor)
+        sink = Node("decision_sink", context=context)
+        sink.create_subscription(GraspDecision, "/predictor_node/decision", received.append, 10)
+        player = BagPlayer(bag, context=context, clock=True)
+        nodes += [node, sink, player]
+        for n in (node, sink):
+            executor.add_node(n)
+        spin = threading.Thread(target=executor.spin, daemon=True)
+        spin.start()
+        assert node.model_ready.wait(60)
+        assert player.wait_for_subscribers(["/gelsight_left/image_raw", "/wsg50/joint_states"], 30.0)
+        deadline = time.monotonic() + 30.0
+        while sink.count_publishers("/predictor_node/decision") == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # let the decision subscription match both ways
+        stats = player.play()
+        assert stats.published > 0 and not stats.skipped_topics
+        deadline = time.monotonic() + 30.0
+        while len(received) < N and time.monotonic() < deadline:
+            time.sleep(0.05)
+        offline = evaluate_bag(bag, predictor, trigger=node.cfg.trigger)
+        live_frames = node._gate.stats.frames  # frames the node's gate accepted
+    finally:
+        for n in reversed(nodes):
+            n.destroy_node()
+        executor.shutdown(timeout_sec=5.0)
+        rclpy.shutdown(context=context)
+
+    def stamp(t) -> float | None:
+        return None if t.sec == 0 and t.nanosec == 0 else t.sec + t.nanosec * 1e-9
+
+    assert len(offline.grasps) == N
+    assert live_frames == offline.frames, "every frame reached the node (none dropped by best-effort QoS)"
+    assert {g.decision.reason for g in offline.grasps} >= {"model", "no_part_found"}
+    live = {m.grasp_id: m for m in received}
+    assert sorted(live) == list(range(1, N + 1)), f"live decisions for grasps {sorted(live)}"
+    for g in offline.grasps:
+        m, d = live[g.grasp_id], g.decision
+        assert (m.verdict, m.reason) == (int(d.verdict), d.reason), f"grasp {g.grasp_id}"
+        for live_t, off_t in ((stamp(m.ta_stamp), d.ta_stamp), (stamp(m.tb_stamp), d.tb_stamp)):
+            if off_t is None:
+                assert live_t is None
+            else:
+                assert live_t == pytest.approx(off_t, abs=1e-6), f"grasp {g.grasp_id}: same Ta/Tb frames"
+        if d.reason == "model":
+            assert m.p_success == pytest.approx(d.p_success, abs=1e-5)
