@@ -206,9 +206,9 @@ def write_bundle(
     if out.exists() and not overwrite:
         raise ConfigError(f"{out}: already exists (pass overwrite=True to replace it)")
 
-    enc_bytes = st_save(_encoder_tensors(encoder), metadata={"format": "pt", "arch": encoder.arch})
+    enc_bytes = st_save(_encoder_tensors(encoder), metadata={"format": "pt"})  # one key: byte-stable
     probe_tensors, probe_params = probe_to_tensors(probe)
-    probe_bytes = st_save(probe_tensors, metadata={"format": "pt", "kind": probe.kind})
+    probe_bytes = st_save(probe_tensors, metadata={"format": "pt"})
     files = {ENCODER_FILE: _sha256(enc_bytes), PROBE_FILE: _sha256(probe_bytes)}
     model_id = str(manifest_fields.get("model_id") or "")
     if not model_id:

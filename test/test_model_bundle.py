@@ -228,3 +228,26 @@ def test_warm_up_and_batch_edges(bundles: dict[str, Path]) -> None:
         pred.predict_batch(ta, tb[:1])
     with pytest.raises(FrameError, match="input tensor"):
         pred.predict_tensor(torch.zeros(1, 3, 10, 10))
+
+
+def test_loading_unpickles_nothing_and_ids_are_stable(bundles: dict[str, Path], tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import pickle
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("something tried to unpickle")
+
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(torch, "load", refuse)
+    pred = Predictor.from_bundle(bundles["knn"])
+    ta, tb = _pairs(1)
+    assert 0.0 <= pred.predict(ta[0], tb[0]) <= 1.0
+    monkeypatch.undo()
+    # the same weights give the same files and the same default model_id
+    a = make_random_bundle(tmp_path / "a", size=32, probe="svm", seed=5)
+    b = make_random_bundle(tmp_path / "b", size=32, probe="svm", seed=5)
+    ma, mb = (json.loads((p / MANIFEST_FILE).read_text()) for p in (a, b))
+    assert ma["files"] == mb["files"] and ma["model_id"] == mb["model_id"]
+    c = make_random_bundle(tmp_path / "c", size=32, probe="svm", seed=6)
+    assert json.loads((c / MANIFEST_FILE).read_text())["model_id"] != ma["model_id"]

@@ -167,3 +167,18 @@ def test_head_depth_and_errors() -> None:
         build_backbone("vgg16")
     with pytest.raises(ConfigError, match="in_dim"):
         Encoder("resnet18", head=ProjectionHead(100, 10))
+
+
+def test_runtime_imports_no_ros_training_mujoco_or_sklearn() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tactile_grasp_predictor.predictor, tactile_grasp_predictor.bundle\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('rclpy', 'training', 'mujoco', 'sklearn', 'kornia'))\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         check=True)
+    assert out.stdout.strip() == ""
