@@ -312,23 +312,28 @@ def load_trained(run_dir: Path) -> TrainResult:
 # ------------------------------------------------------------------ data loading for the CLIs
 def load_splits(data_dir: Path, cfg: TrainConfig, cache_dir: Path | None = None,
                 progress: bool = True) -> tuple[TactileSet, TactileSet, dict[str, Any]]:
-    """Index the shards of ``data_dir``, split them (``cfg.split``), cache and return (train, test, info)."""
+    """Index the shards of ``data_dir``, split (``cfg.split``, seeded) and cache them: (train, test, info).
+
+    ``info`` holds the split kind, seed, counts, the split itself (trial sources, for the
+    manifest) and the cache fingerprints of both sides (the bundle's data fingerprint).
+    """
     from tactile_grasp_predictor.data.calandra import index_shards
-    from training.data import splits
     from training.data.cache import build_cache
+    from training.data.splits import make_split
 
     index = index_shards(data_dir)
-    refs = list(index.refs) if hasattr(index, "refs") else list(index)
-    if not refs:
+    if len(index) == 0:
         raise DatasetError(f"{data_dir}: no usable trials")
-    split = splits.make_split(refs, kind=cfg.split, seed=cfg.seed)
+    split = make_split(index, kind=cfg.split, seed=cfg.seed)
     cache_dir = cache_dir or Path(data_dir) / ".cache"
-    sets = []
+    sets, prints = [], []
     for part in (split.train, split.test):
         arr = build_cache(part, cache_dir, size_hw=cfg.resize_hw, finger=cfg.finger, progress=progress)
         sets.append(TactileSet(arr.before, arr.during, np.asarray(arr.labels), list(arr.objects),
                                list(arr.sources)))
-    info = {"kind": cfg.split, "seed": cfg.seed, "n_train": len(sets[0]), "n_test": len(sets[1])}
+        prints.append(arr.fingerprint)
+    info = {"kind": cfg.split, "seed": cfg.seed, "n_train": len(sets[0]), "n_test": len(sets[1]),
+            "fingerprint": {"train": prints[0], "test": prints[1]}, "split": split.to_dict()}
     return sets[0], sets[1], info
 
 

@@ -1,0 +1,158 @@
+"""``tgp export``: a trained encoder + a probe fitted on its frozen features → a model bundle.
+
+    tgp export --run runs/moco --data DIR --out bundles/moco-mlp [--probe mlp] [--onnx]
+
+The training split's labels are divided (stratified, seeded) into a fitting part and a
+validation part (``val_fraction``, default 20 %). The probe is fitted on the first, the
+decision threshold chosen on the second (the one maximising balanced accuracy, so LIFT
+and ABORT errors weigh the same whatever the class balance), and both are measured on
+the test split. The bundle records the preprocessing, threshold, metrics, config and a
+data fingerprint (cache fingerprints + split). Finally the bundle is loaded back through
+:class:`~tactile_grasp_predictor.predictor.Predictor` and must reproduce the offline
+probabilities on test trials.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tactile_grasp_predictor.bundle import write_bundle
+from tactile_grasp_predictor.errors import ConfigError, TgpError
+from tactile_grasp_predictor.predictor import Predictor
+from training.features import extract_features
+from training.probe_fit import PROBES, fit_probe, runtime_proba
+from training.train import TactileSet, TrainResult, load_splits, load_trained, synthetic_set
+
+
+def choose_threshold(p: np.ndarray, y: np.ndarray) -> float:
+    """Pick the threshold in [0.05, 0.95] maximising balanced accuracy of ``p >= t`` (ties: nearest 0.5)."""
+    y = np.asarray(y).astype(bool)
+    if y.all() or (~y).all():
+        return 0.5
+    grid = np.round(np.arange(0.05, 0.951, 0.01), 2)
+    best, best_t = -1.0, 0.5
+    for t in sorted(grid, key=lambda v: abs(v - 0.5)):
+        pred = p >= t
+        bal = 0.5 * (pred[y].mean() + (~pred[~y]).mean())
+        if bal > best + 1e-12:
+            best, best_t = bal, float(t)
+    return best_t
+
+
+def binary_metrics(p: np.ndarray, y: np.ndarray, threshold: float) -> dict[str, float]:
+    """Accuracy, balanced accuracy, LIFT precision / recall and ROC AUC of ``p`` at ``threshold``."""
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(y).astype(bool)
+    pred = p >= threshold
+    tp = float((pred & y).sum())
+    out = {
+        "n": len(y),
+        "accuracy": float((pred == y).mean()),
+        "balanced_accuracy": (float(0.5 * (pred[y].mean() + (~pred[~y]).mean()))
+                              if y.any() and (~y).any() else float("nan")),
+        "lift_precision": tp / max(1.0, float(pred.sum())),
+        "lift_recall": tp / max(1.0, float(y.sum())),
+        "positives": float(y.mean()),
+    }
+    out["auc"] = float(roc_auc_score(y, p)) if y.any() and (~y).any() else float("nan")
+    return out
+
+
+def split_fit_val(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split the training labels into stratified (fit, val) indices."""
+    rng = np.random.default_rng(seed + 17)
+    fit, val = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        k = max(1, round(val_fraction * len(idx))) if len(idx) > 1 else 0
+        val.append(idx[:k])
+        fit.append(idx[k:])
+    return np.sort(np.concatenate(fit)), np.sort(np.concatenate(val))
+
+
+def export_bundle(trained: TrainResult, train_set: TactileSet, test_set: TactileSet, out: Path,
+                  probe_kind: str = "mlp", onnx: bool = False, data_info: dict[str, Any] | None = None,
+                  overwrite: bool = False) -> tuple[Path, dict[str, Any]]:
+    """Fit the probe, choose the threshold, write and verify the bundle; return (path, metrics)."""
+    cfg = trained.config
+    enc = trained.method.encoder
+    x_tr = extract_features(enc, train_set, trained.preprocess)
+    x_te = extract_features(enc, test_set, trained.preprocess)
+    y_tr, y_te = np.asarray(train_set.labels), np.asarray(test_set.labels)
+    fit, val = split_fit_val(y_tr, cfg.val_fraction, cfg.seed)
+    _model, probe = fit_probe(probe_kind, x_tr[fit], y_tr[fit], cfg, cfg.seed)
+    p_val, p_te = runtime_proba(probe, x_tr[val]), runtime_proba(probe, x_te)
+    threshold = choose_threshold(p_val, y_tr[val])
+    metrics = {
+        "threshold_rule": "max balanced accuracy on the validation part of the training split",
+        "validation": binary_metrics(p_val, y_tr[val], threshold),
+        "test": binary_metrics(p_te, y_te, threshold),
+        "test_at_0.5": binary_metrics(p_te, y_te, 0.5),
+        "threshold": threshold,
+        "n_fit": len(fit),
+        "epochs": trained.epochs_done,
+    }
+    fingerprint = {"kind": "synthetic"} if data_info is None else {
+        k: data_info[k] for k in ("kind", "seed", "n_train", "n_test", "fingerprint") if k in data_info
+    }
+    path = write_bundle(out, enc, probe, {
+        "preprocessing": trained.preprocess, "threshold": threshold,
+        "training_method": cfg.method, "config": cfg.to_dict(),
+        "data_fingerprint": fingerprint, "metrics": metrics,
+    }, export_onnx=onnx, overwrite=overwrite)
+    # the runtime must reproduce the offline pipeline on raw test frames
+    n = min(8, len(test_set))
+    for backend in ("torch", "onnx") if onnx else ("torch",):
+        pred = Predictor.from_bundle(path, backend=backend)
+        got = np.array([pred.predict(test_set.before[i], test_set.during[i]) for i in range(n)])
+        diff = float(np.abs(got - p_te[:n]).max())
+        if diff > 1e-3:
+            raise ConfigError(f"{path}: {backend} Predictor differs from the offline probe by {diff:.2e}")
+        metrics[f"runtime_check_{backend}_max_abs_diff"] = diff
+    return path, metrics
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``tgp export``."""
+    from training.train import add_common_arguments
+
+    parser.add_argument("--run", type=Path, required=True, help="run directory of tgp train")
+    parser.add_argument("--data", type=Path, help="directory of .h5 shards (the training data)")
+    parser.add_argument("--synthetic", type=int, default=0, metavar="N", help="N synthetic trials instead")
+    parser.add_argument("--out", type=Path, required=True, help="bundle directory to write")
+    parser.add_argument("--probe", default="mlp", choices=PROBES)
+    parser.add_argument("--onnx", action="store_true", help="also write model.onnx (checked within 1e-4)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
+    add_common_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``tgp export``."""
+    try:
+        trained = load_trained(args.run)
+        cfg = trained.config
+        info = None
+        if args.synthetic:
+            full = synthetic_set(args.synthetic, cfg.resize_hw, seed=cfg.seed)
+            cut = (2 * len(full)) // 3
+            train_set, test_set = full.subset(range(cut)), full.subset(range(cut, len(full)))
+        elif args.data:
+            train_set, test_set, info = load_splits(args.data, cfg, args.cache, progress=not args.no_progress)
+        else:
+            raise ConfigError("tgp export: give --data DIR or --synthetic N")
+        path, m = export_bundle(trained, train_set, test_set, args.out, args.probe, args.onnx, info,
+                                args.overwrite)
+    except TgpError as exc:
+        print(f"tgp export: error: {exc}")
+        return 2
+    t = m["test"]
+    print(f"bundle {path}: threshold {m['threshold']:.2f} "
+          f"(chosen on {m['validation']['n']} validation trials)")
+    print(f"test: accuracy {t['accuracy']:.3f}, balanced {t['balanced_accuracy']:.3f}, "
+          f"LIFT precision {t['lift_precision']:.3f}, AUC {t['auc']:.3f} (n={t['n']})")
+    return 0

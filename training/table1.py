@@ -1,0 +1,304 @@
+"""``tgp table1``: train every method, fit every probe, write the Table I report.
+
+    tgp table1 --data DIR --config cpu [--seeds 0,1] [--methods moco,memory_bank,...] --out results/table1
+
+For each seed: each self-supervised method (MoCo v2, memory bank, triplet label-free,
+triplet with labels as in the paper, autoencoder) is trained on the training split
+without labels (except ``triplet_label``), its frozen pooled features are probed with
+KNN / SVM / MLP at every label fraction (default 1 %, 10 %, 100 %), and supervised from
+scratch is trained on the same label subsets as the reference line. Runs are resumable:
+a finished run directory is reused. Writes ``results.csv`` (every row), ``results.md``
+(mean ± std over seeds beside the paper's numbers), ``results.png`` and one log per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from tactile_grasp_predictor.errors import ConfigError, TgpError
+from tactile_grasp_predictor.preprocess import preprocess_batch
+from training.config import TrainConfig, load_config
+from training.features import extract_features
+from training.probe_fit import PROBES, label_subset, probe_suite
+from training.train import TactileSet, load_splits, synthetic_set, train
+
+log = logging.getLogger("tgp.table1")
+
+SSL_METHODS = ("moco", "memory_bank", "triplet", "triplet_label", "autoencoder")
+LABELS = {
+    "moco": "MoCo v2", "memory_bank": "Memory bank", "triplet": "Triplet (label-free)",
+    "triplet_label": "Triplet (labels, paper)", "autoencoder": "Autoencoder",
+    "supervised": "Supervised from scratch",
+}
+# Table I of the seed paper (Calandra dataset, left GelSight, ResNet-50): accuracy % for KNN / SVM / MLP
+PAPER = {
+    "autoencoder": (74.23, 73.90, 75.20),
+    "triplet_label": (75.33, 75.10, 75.88),
+    "memory_bank": (78.30, 78.43, 78.67),
+    "moco": (80.37, 80.83, 81.83),
+}
+
+
+@dataclass
+class Row:
+    """One accuracy measurement."""
+
+    seed: int
+    method: str
+    probe: str  # knn | svm | mlp | head (the supervised classifier itself) | majority
+    fraction: float
+    n_labels: int
+    accuracy: float
+    train_seconds: float
+
+
+@torch.no_grad()
+def head_accuracy(trained: Any, data: TactileSet) -> float:
+    """Test accuracy of the supervised model's own classifier (eval mode, centre crop)."""
+    method = trained.method
+    method.eval()
+    correct = 0
+    for i in range(0, len(data), 256):
+        x = preprocess_batch(data.before[i : i + 256], data.during[i : i + 256], trained.preprocess)
+        p = method.predict_proba(x.contiguous(memory_format=torch.channels_last))
+        correct += int(((p >= 0.5).long().numpy() == np.asarray(data.labels[i : i + 256])).sum())
+    return correct / len(data)
+
+
+def supervised_config(cfg: TrainConfig, n_full: int, n_sub: int) -> TrainConfig:
+    """Supervised on ``n_sub`` labels: batch fits the subset; as many optimiser steps as on all labels."""
+    b = min(cfg.batch_size, (n_sub // cfg.split_bn) * cfg.split_bn)
+    if b < cfg.split_bn:
+        raise ConfigError(f"label subset of {n_sub} trials is too small for split_bn={cfg.split_bn}")
+    steps_full = cfg.epochs * (n_full // cfg.batch_size)
+    epochs = max(cfg.epochs, math.ceil(steps_full / max(1, n_sub // b)))
+    warm = min(cfg.warmup_epochs * (n_full // cfg.batch_size) // max(1, n_sub // b), epochs - 1)
+    return replace(cfg, method="supervised", batch_size=b, epochs=epochs, warmup_epochs=max(0, warm))
+
+
+def run_table(cfg: TrainConfig, train_set: TactileSet, test_set: TactileSet, out: Path,
+              methods: tuple[str, ...], seeds: tuple[int, ...], probes: tuple[str, ...] = PROBES,
+              progress: bool = True) -> list[Row]:
+    """Train and probe every method for every seed; return all rows (also appended to ``rows.jsonl``)."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[Row] = []
+    majority = float(max(np.mean(test_set.labels), 1 - np.mean(test_set.labels)))
+    jobs = [(s, m) for s in seeds for m in methods]
+    bar = tqdm(jobs, desc="table1", disable=not progress)
+    for seed, method in bar:
+        bar.set_postfix(method=method, seed=seed)
+        start = len(rows)
+        if not any(r.seed == seed and r.method == "majority" for r in rows):
+            rows.append(Row(seed, "majority", "majority", 1.0, 0, majority, 0.0))
+        if method == "supervised":
+            for frac in cfg.label_fractions:
+                sub = label_subset(train_set.labels, frac, seed)
+                scfg = replace(supervised_config(cfg, len(train_set), len(sub)), seed=seed)
+                t0 = time.perf_counter()
+                res = train(scfg, train_set.subset(sub), out / "runs" / f"supervised-f{frac:g}-s{seed}",
+                            progress=progress)
+                dt = time.perf_counter() - t0
+                acc = head_accuracy(res, test_set)
+                rows.append(Row(seed, "supervised", "head", frac, len(sub), acc, dt))
+                log.info("supervised %.0f%% labels (%d): head accuracy %.4f", 100 * frac, len(sub), acc)
+                if frac == 1.0:  # its features, probed like the others
+                    rows += _probe_rows(res, train_set, test_set, cfg, probes, (1.0,), seed, "supervised", dt)
+        else:
+            mcfg = replace(cfg, method=method, seed=seed)
+            t0 = time.perf_counter()
+            res = train(mcfg, train_set, out / "runs" / f"{method}-s{seed}", progress=progress)
+            dt = time.perf_counter() - t0
+            rows += _probe_rows(res, train_set, test_set, cfg, probes, cfg.label_fractions, seed, method, dt)
+        with (out / "rows.jsonl").open("a") as fh:
+            for r in rows[start:]:
+                fh.write(json.dumps(r.__dict__) + "\n")
+    return rows
+
+
+def _probe_rows(res: Any, train_set: TactileSet, test_set: TactileSet, cfg: TrainConfig,
+                probes: tuple[str, ...], fractions: tuple[float, ...], seed: int, method: str,
+                dt: float) -> list[Row]:
+    enc = res.method.encoder
+    x_tr = extract_features(enc, train_set, res.preprocess)
+    x_te = extract_features(enc, test_set, res.preprocess)
+    out = []
+    for r in probe_suite(x_tr, train_set.labels, x_te, test_set.labels, cfg, probes, fractions, seed):
+        out.append(Row(seed, method, r.probe, r.fraction, r.n_labels, r.accuracy, dt))
+        log.info("%s %s %.0f%% labels: %.4f (runtime vs sklearn %.1e)", method, r.probe,
+                 100 * r.fraction, r.accuracy, r.max_abs_diff_runtime)
+    return out
+
+
+# ------------------------------------------------------------------ report
+def _agg(rows: list[Row], method: str, probe: str, frac: float) -> tuple[float, float, int]:
+    acc = [r.accuracy for r in rows if (r.method, r.probe, r.fraction) == (method, probe, frac)]
+    if not acc:
+        return float("nan"), float("nan"), 0
+    return float(np.mean(acc)), float(np.std(acc)), len(acc)
+
+
+def _fmt(m: float, s: float, n: int) -> str:
+    if n == 0 or math.isnan(m):
+        return "–"
+    return f"{100 * m:.1f} ± {100 * s:.1f}" if n > 1 else f"{100 * m:.1f}"
+
+
+def write_report(rows: list[Row], out: Path, cfg: TrainConfig, info: dict[str, Any], command: str,
+                 seconds: float) -> None:
+    """``results.csv``, ``results.md`` and ``results.png`` in ``out``."""
+    with (out / "results.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(Row.__dataclass_fields__))
+        w.writeheader()
+        w.writerows(r.__dict__ for r in rows)
+    methods = [m for m in (*SSL_METHODS, "supervised") if any(r.method == m for r in rows)]
+    seeds = sorted({r.seed for r in rows})
+    lines = [
+        "# Table I: grasp-outcome accuracy (%) from frozen features, left GelSight Tb − Ta", "",
+        f"Command: `{command}`  ",
+        f"Wall time: {seconds / 60:.1f} min; seeds {seeds} (mean ± std over seeds)  ",
+        f"Split: {info.get('kind')} (seed {info.get('seed')}), {info.get('n_train')} train / "
+        f"{info.get('n_test')} test trials  ",
+        f"Config: {cfg.name} — {cfg.arch}, {cfg.crop}px crops of {cfg.resize_hw[0]}x{cfg.resize_hw[1]}, "
+        f"batch {cfg.batch_size}, {cfg.epochs} epochs, K={cfg.moco_k}, m={cfg.moco_m}, τ={cfg.temperature}, "
+        f"bf16={cfg.bf16}", "",
+        "## All labels (100 %)", "",
+        "| method | KNN | SVM | MLP | paper KNN | paper SVM | paper MLP |", "|---|---|---|---|---|---|---|",
+    ]
+    for m in methods:
+        ours = [_fmt(*_agg(rows, m, p, 1.0)) for p in PROBES]
+        paper = [f"{v:.2f}" for v in PAPER[m]] if m in PAPER else ["–"] * 3
+        name = LABELS[m] + (" (features)" if m == "supervised" else "")
+        lines.append(f"| {name} | " + " | ".join(ours + paper) + " |")
+    head = _fmt(*_agg(rows, "supervised", "head", 1.0))
+    lines += ["", f"Supervised from scratch, its own classifier: {head}  ",
+              f"Majority class of the test split: {_fmt(*_agg(rows, 'majority', 'majority', 1.0))}", "",
+              "## Label efficiency (accuracy % with a fraction of the training labels)", "",
+              "| method / probe | " + " | ".join(f"{100 * f:g} %" for f in cfg.label_fractions) + " |",
+              "|---|" + "---|" * len(cfg.label_fractions)]
+    for m in methods:
+        for p in (PROBES if m != "supervised" else ("head",)):
+            cells = [_fmt(*_agg(rows, m, p, f)) for f in cfg.label_fractions]
+            if all(c == "–" for c in cells):
+                continue
+            lines.append(f"| {LABELS[m]} / {p} | " + " | ".join(cells) + " |")
+    lines += ["", "## Checks against the issue's acceptance (facts, not targets)", ""]
+    sup = _agg(rows, "supervised", "head", 1.0)[0]
+    moco_mlp = _agg(rows, "moco", "mlp", 1.0)[0]
+    if not math.isnan(sup) and not math.isnan(moco_mlp):
+        lines.append(f"- MoCo + MLP {100 * moco_mlp:.1f} vs supervised {100 * sup:.1f}: "
+                     f"{'within' if moco_mlp >= sup - 0.03 else 'NOT within'} 3 points")
+    if 0.1 in cfg.label_fractions:
+        s10 = _agg(rows, "supervised", "head", 0.1)[0]
+        best = max((_agg(rows, "moco", p, 0.1)[0] for p in PROBES), default=float("nan"))
+        if not math.isnan(s10) and not math.isnan(best):
+            lines.append(f"- 10 % labels: best MoCo probe {100 * best:.1f} vs supervised {100 * s10:.1f}: "
+                         f"MoCo {'beats' if best > s10 else 'does NOT beat'} supervised")
+    lines += ["", "Paper: Calandra et al. data (6,000 train / 3,000 test, ResNet-50, 200 epochs); "
+              "ours: the data and config above. The paper's ordering is a claim to test, not a target.",
+              "", "![results](results.png)", ""]
+    (out / "results.md").write_text("\n".join(lines))
+    _plot(rows, methods, cfg, out / "results.png")
+
+
+def _plot(rows: list[Row], methods: list[str], cfg: TrainConfig, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
+    width = 0.25
+    for j, p in enumerate(PROBES):
+        means = [100 * _agg(rows, m, p, 1.0)[0] for m in methods]
+        stds = [100 * _agg(rows, m, p, 1.0)[1] for m in methods]
+        xs = np.arange(len(methods)) + (j - 1) * width
+        ax.bar(xs, means, width, yerr=stds, label=f"ours {p.upper()}")
+        paper = [PAPER[m][j] if m in PAPER else np.nan for m in methods]
+        ax.scatter(xs, paper, marker="_", s=200, color="k", label="paper" if j == 0 else None, zorder=3)
+    sup = 100 * _agg(rows, "supervised", "head", 1.0)[0]
+    if not math.isnan(sup):
+        ax.axhline(sup, ls="--", color="gray", label="supervised (head)")
+    ax.set_xticks(np.arange(len(methods)), [LABELS[m].replace(" (", "\n(") for m in methods], fontsize=7)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(40, 100)
+    ax.set_title("All labels: probes on frozen features")
+    ax.legend(fontsize=7)
+    fr = list(cfg.label_fractions)
+    for m in methods:
+        p = "head" if m == "supervised" else "mlp"
+        ys = [100 * _agg(rows, m, p, f)[0] for f in fr]
+        ax2.plot([100 * f for f in fr], ys, marker="o", label=f"{LABELS[m]} ({p})")
+    ax2.set_xscale("log")
+    ax2.set_xlabel("labelled training trials (%)")
+    ax2.set_ylabel("test accuracy (%)")
+    ax2.set_title("Label efficiency")
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------ CLI
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``tgp table1``."""
+    from training.train import add_common_arguments
+
+    parser.add_argument("--data", type=Path, help="directory of .h5 shards (Calandra layout)")
+    parser.add_argument("--synthetic", type=int, default=0, metavar="N", help="N synthetic trials instead")
+    parser.add_argument("--out", type=Path, default=Path("results/table1"), help="report directory")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
+    parser.add_argument("--methods", default=",".join((*SSL_METHODS, "supervised")),
+                        help="comma-separated subset of " + ",".join((*SSL_METHODS, "supervised")))
+    parser.add_argument("--probes", default=",".join(PROBES))
+    add_common_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``tgp table1``."""
+    import sys
+
+    t0 = time.perf_counter()
+    try:
+        cfg = load_config(args.config, args.overrides)
+        methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+        unknown = [m for m in methods if m not in LABELS]
+        if unknown:
+            raise ConfigError(f"--methods: unknown {unknown}; known: {list(LABELS)}")
+        seeds = tuple(int(s) for s in args.seeds.split(","))
+        probes = tuple(p.strip() for p in args.probes.split(",") if p.strip())
+        if args.synthetic:
+            full = synthetic_set(args.synthetic, cfg.resize_hw, seed=cfg.seed)
+            cut = (2 * len(full)) // 3
+            train_set, test_set = full.subset(range(cut)), full.subset(range(cut, len(full)))
+            info: dict[str, Any] = {"kind": "synthetic", "seed": cfg.seed, "n_train": cut,
+                                    "n_test": len(full) - cut}
+        elif args.data:
+            train_set, test_set, info = load_splits(args.data, cfg, args.cache, progress=not args.no_progress)
+        else:
+            raise ConfigError("tgp table1: give --data DIR or --synthetic N")
+        args.out.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(args.out / "table1.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logging.getLogger("tgp").addHandler(handler)
+        logging.getLogger("tgp").setLevel(logging.INFO)
+        (args.out / "split.json").write_text(json.dumps(info, indent=1))
+        rows = run_table(cfg, train_set, test_set, args.out, methods, seeds, probes, not args.no_progress)
+    except TgpError as exc:
+        print(f"tgp table1: error: {exc}")
+        return 2
+    command = "tgp " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("tgp") else "tgp table1 ..."
+    write_report(rows, args.out, cfg, info, command, time.perf_counter() - t0)
+    print((args.out / "results.md").read_text())
+    return 0
