@@ -377,3 +377,34 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
         raise BundleError(f"{mpath}: field 'model_id' missing or empty")
     onnx_path = root / ONNX_FILE if ONNX_FILE in blobs else None
     return Bundle(root, manifest, model, pre, float(threshold), model_id, onnx_path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tactile_grasp_predictor.bundle DIR...``: verify bundles and print a summary.
+
+    Exit status 0 if every bundle loads (versions, hashes, tensors), 1 otherwise.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tactile_grasp_predictor.bundle",
+                                     description="Verify model bundles and print what they contain.")
+    parser.add_argument("bundles", nargs="+", type=Path, help="bundle directories")
+    args = parser.parse_args(argv)
+    status = 0
+    for path in args.bundles:
+        try:
+            b = load_bundle(path)
+        except BundleError as exc:
+            print(f"FAIL {path}: {exc}")
+            status = 1
+            continue
+        m = b.manifest
+        print(f"OK   {path}: model_id={b.model_id} arch={m['architecture'].get('arch')} "
+              f"probe={m['probe'].get('kind')} threshold={b.threshold:g} input={b.preprocess.to_dict()} "
+              f"onnx={'yes' if b.onnx_path else 'no'} method={m.get('training_method')} "
+              f"metrics={json.dumps(m.get('metrics'))}")
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

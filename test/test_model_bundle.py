@@ -251,3 +251,15 @@ def test_loading_unpickles_nothing_and_ids_are_stable(bundles: dict[str, Path], 
     assert ma["files"] == mb["files"] and ma["model_id"] == mb["model_id"]
     c = make_random_bundle(tmp_path / "c", size=32, probe="svm", seed=6)
     assert json.loads((c / MANIFEST_FILE).read_text())["model_id"] != ma["model_id"]
+
+
+def test_verify_command(bundles: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tactile_grasp_predictor.bundle import main
+
+    assert main([str(bundles["mlp"])]) == 0
+    assert "OK" in capsys.readouterr().out
+    path = _copy(bundles["mlp"], tmp_path)
+    (path / PROBE_FILE).write_bytes(b"garbage")
+    assert main([str(bundles["mlp"]), str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "probe.safetensors: sha256 mismatch" in out
