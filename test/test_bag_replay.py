@@ -303,3 +303,42 @@ def test_cli_record_then_eval(tmp_path, capsys) -> None:
     assert (tmp_path / "rep" / "report.md").exists()
     assert main(["bag", "record", "--synthetic", "1", "--out", str(tmp_path / "c_mcap")]) == 2  # exists
     assert "exists already" in capsys.readouterr().err
+
+
+def _shard_trials(recs, streams: bool = True) -> list[dict]:
+    out = []
+    for r in recs:
+        img = r.frames_l[0]
+        t = {"object_name": b"cup", "is_gripping": int(bool(r.success))}
+        t.update({f"gelsight{f}_{p}": img for f in "AB" for p in ("before", "during", "after")})
+        t.update({"sim_t_lift": r.t_lift, "sim_gripper_time": r.gripper_t, "sim_gripper_width": r.gripper_w})
+        if streams:
+            t.update({"sim_gelsightA_stream": r.frames_l, "sim_gelsightA_stream_time": r.frames_t})
+        out.append(t)
+    return out
+
+
+def test_simulated_shards_become_bags(recs, tmp_path) -> None:
+    from tactile_grasp_predictor.errors import DatasetError
+    from training.bag_record import recordings_from_shards
+    from training.data.shard_writer import write_shard
+
+    (tmp_path / "sims").mkdir()
+    (tmp_path / "plain").mkdir()
+    write_shard(tmp_path / "sims" / "s0.h5", _shard_trials(recs[:3]), compression_level=1)
+    got = list(recordings_from_shards([tmp_path / "sims"]))
+    assert [g.success for g in got] == [bool(r.success) for r in recs[:3]]
+    assert np.array_equal(got[1].frames_l, recs[1].frames_l) and got[1].t_lift == recs[1].t_lift
+    write_bag(tmp_path / "b", got, RecordOptions(), progress=False)
+    res = evaluate_bag(tmp_path / "b", None, labels=LabelTable.read(tmp_path / "b.labels.csv"))
+    assert [g.label for g in res.grasps] == [bool(r.success) for r in recs[:3]]
+    assert {g.label_source for g in res.grasps} == {"csv"}  # time windows of the sidecar
+    write_shard(tmp_path / "plain" / "s0.h5", _shard_trials(recs[:1], streams=False), compression_level=1)
+    with pytest.raises(DatasetError, match="--streams"):
+        list(recordings_from_shards([tmp_path / "plain"]))
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(DatasetError):
+        write_bag(
+            tmp_path / "x", recordings_from_shards([tmp_path / "plain"]), RecordOptions(), progress=False
+        )
+    assert not (tmp_path / "x").exists(), "a failed recording leaves no half bag behind"

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,7 +180,10 @@ def recordings_from_shards(
     from tactile_grasp_predictor.data.calandra import CalandraShard, index_shards
 
     keys = SIM_KEYS + (("sim_gelsightB_stream", "sim_gelsightB_stream_time") if right else ())
-    index = index_shards([Path(p) for p in paths])
+    files: list[Path] = []
+    for p in map(Path, paths):
+        files += sorted(p.glob("*.h5")) if p.is_dir() else [p]
+    index = index_shards(files)
     refs = list(getattr(index, "refs", index))
     if not refs:
         raise DatasetError(f"{', '.join(map(str, paths))}: no trials found")
@@ -194,7 +198,10 @@ def recordings_from_shards(
                     current[1].__exit__(None, None, None)
                 shard = CalandraShard(ref.path)
                 current = (Path(ref.path), shard.__enter__())
-            trial = current[1].read(ref.index, keys=keys)
+            try:
+                trial = current[1].read(ref.index, keys=keys)
+            except DatasetError as exc:
+                raise DatasetError(f"{exc} (bags need shards from `tgp simulate --streams`)") from exc
             ex = trial.extras
             missing = [k for k in keys if k not in ex]
             if missing:
@@ -267,7 +274,7 @@ def write_bag(
 ) -> list[dict[str, Any]]:
     """Write ``recordings`` one after another into a new bag at ``path``; return per-grasp rows.
 
-    Each row: ``grasp`` (1-based), ``source``, ``t_start``/``t_end`` (log time window, s),
+    Each row: ``trial`` (1-based), ``source``, ``t_start``/``t_end`` (log time window, s),
     ``t_close`` (when the fingers start closing), ``label`` (1/0/'' unknown). The same rows go
     to ``<path>.labels.csv``.
     """
@@ -362,68 +369,80 @@ def write_bag(
 
     rows: list[dict[str, Any]] = []
     t0 = 0.0
-    for k, rec in enumerate(tqdm(recordings, desc=f"record {path.name}", unit="grasp", disable=not progress)):
-        # gripper: resample to the joint rate, then reopen to the initial width
-        dt = 1.0 / opts.joint_rate_hz
-        t_end = float(rec.gripper_t[-1])
-        gt = np.arange(float(rec.gripper_t[0]), t_end + 1e-9, dt)
-        gw = np.interp(gt, rec.gripper_t, rec.gripper_w)
-        w_open, w_last = float(rec.gripper_w[0]), float(rec.gripper_w[-1])
-        rt = np.arange(t_end + dt, t_end + opts.reopen_s + opts.gap_s, dt)
-        rw = np.interp(rt, [t_end, t_end + opts.reopen_s], [w_last, w_open])
-        gt, gw = np.concatenate([gt, rt]), np.concatenate([gw, rw])
-        closing = np.flatnonzero(gw < w_open - 0.002)
-        t_close = float(gt[closing[0]]) if len(closing) else math.nan
-        w_min = float(np.min(rec.gripper_w))
-        for t, wv in zip(gt, gw, strict=True):
-            tt = t0 + float(t)
-            js = joint_t(
-                header=header_t(stamp=_time(ts, EPOCH_S + tt), frame_id=""),
-                name=[LEFT_JOINT, RIGHT_JOINT],
-                position=np.array([-wv / 2, wv / 2]),
-                velocity=np.zeros(0),
-                effort=np.zeros(0),
+    try:
+        for k, rec in enumerate(
+            tqdm(recordings, desc=f"record {path.name}", unit="grasp", disable=not progress)
+        ):
+            # gripper: resample to the joint rate, then reopen to the initial width
+            dt = 1.0 / opts.joint_rate_hz
+            t_end = float(rec.gripper_t[-1])
+            gt = np.arange(float(rec.gripper_t[0]), t_end + 1e-9, dt)
+            # a driver reports 0 when the fingers are fully closed, never a negative opening
+            gw = np.clip(np.interp(gt, rec.gripper_t, rec.gripper_w), 0.0, None)
+            w_open, w_last = float(gw[0]), float(gw[-1])
+            rt = np.arange(t_end + dt, t_end + opts.reopen_s + opts.gap_s, dt)
+            rw = np.interp(rt, [t_end, t_end + opts.reopen_s], [w_last, w_open])
+            gt, gw = np.concatenate([gt, rt]), np.concatenate([gw, rw])
+            closing = np.flatnonzero(gw < w_open - 0.002)
+            t_close = float(gt[closing[0]]) if len(closing) else math.nan
+            w_min = float(np.min(gw))
+            for t, wv in zip(gt, gw, strict=True):
+                tt = t0 + float(t)
+                js = joint_t(
+                    header=header_t(stamp=_time(ts, EPOCH_S + tt), frame_id=""),
+                    name=[LEFT_JOINT, RIGHT_JOINT],
+                    position=np.array([-wv / 2, wv / 2]),
+                    velocity=np.zeros(0),
+                    effort=np.zeros(0),
+                )
+                put(opts.joint_topic, recv(tt), js)
+                moving = (
+                    bool(np.isfinite(t_close) and t_close <= t <= t_end and wv > w_min + 1e-4) or t > t_end
+                )
+                if opts.moving:
+                    put(opts.moving_topic, recv(tt), bool_t(data=moving))
+                if opts.status:
+                    if t > t_end or t < t_close or not np.isfinite(t_close):
+                        phase = "open"
+                    elif moving:
+                        phase = "closing"
+                    else:
+                        phase = "no_part" if wv < 0.0015 else "holding"
+                    put(opts.status_topic, recv(tt), _status_msg(ts, opts.status, float(wv), phase, None))
+            for i, t in enumerate(rec.frames_t):
+                if opts.drop_frames > 0 and rng.random() < opts.drop_frames:
+                    continue
+                tt = t0 + float(t)
+                put(opts.image_topic + suffix, recv(tt), image_msg(rec.frames_l[i], tt, "gelsight_left"))
+                if opts.right and rec.frames_r is not None:
+                    put(opts.right_topic + suffix, recv(tt), image_msg(rec.frames_r[i], tt, "gelsight_right"))
+            if opts.outcome and rec.success is not None:
+                put(opts.outcome_topic, recv(t0 + t_end), bool_t(data=bool(rec.success)))
+            for topic, rate in opts.extra_topics.items():
+                for t in np.arange(0.0, float(gt[-1]), 1.0 / rate):
+                    put(topic, recv(t0 + float(t)), bool_t(data=False))
+            t_stop = t0 + float(gt[-1])
+            rows.append(
+                {
+                    "trial": k + 1,
+                    "source": rec.name,
+                    "t_start": round(EPOCH_S + t0, 6),
+                    "t_end": round(EPOCH_S + t_stop + opts.gap_s / 2, 6),
+                    "t_close": round(EPOCH_S + t0 + t_close, 6) if np.isfinite(t_close) else "",
+                    "label": "" if rec.success is None else int(rec.success),
+                }
             )
-            put(opts.joint_topic, recv(tt), js)
-            moving = bool(np.isfinite(t_close) and t_close <= t <= t_end and wv > w_min + 1e-4) or t > t_end
-            if opts.moving:
-                put(opts.moving_topic, recv(tt), bool_t(data=moving))
-            if opts.status:
-                if t > t_end or t < t_close or not np.isfinite(t_close):
-                    phase = "open"
-                elif moving:
-                    phase = "closing"
-                else:
-                    phase = "no_part" if wv < 0.0015 else "holding"
-                put(opts.status_topic, recv(tt), _status_msg(ts, opts.status, float(wv), phase, None))
-        for i, t in enumerate(rec.frames_t):
-            if opts.drop_frames > 0 and rng.random() < opts.drop_frames:
-                continue
-            tt = t0 + float(t)
-            put(opts.image_topic + suffix, recv(tt), image_msg(rec.frames_l[i], tt, "gelsight_left"))
-            if opts.right and rec.frames_r is not None:
-                put(opts.right_topic + suffix, recv(tt), image_msg(rec.frames_r[i], tt, "gelsight_right"))
-        if opts.outcome and rec.success is not None:
-            put(opts.outcome_topic, recv(t0 + t_end), bool_t(data=bool(rec.success)))
-        for topic, rate in opts.extra_topics.items():
-            for t in np.arange(0.0, float(gt[-1]), 1.0 / rate):
-                put(topic, recv(t0 + float(t)), bool_t(data=False))
-        t_stop = t0 + float(gt[-1])
-        rows.append(
-            {
-                "grasp": k + 1,
-                "source": rec.name,
-                "t_start": round(EPOCH_S + t0, 6),
-                "t_end": round(EPOCH_S + t_stop + opts.gap_s / 2, 6),
-                "t_close": round(EPOCH_S + t0 + t_close, 6) if np.isfinite(t_close) else "",
-                "label": "" if rec.success is None else int(rec.success),
-            }
-        )
-        t0 = t_stop + dt
-        flush()
-    writer.close()
+            t0 = t_stop + dt
+            flush()
+    except BaseException:
+        writer.abort()
+        shutil.rmtree(path, ignore_errors=True)  # never leave half a bag behind
+        raise
     if not rows:
+        writer.abort()
+        shutil.rmtree(path, ignore_errors=True)
         raise BagError(f"{path}: no trials to record")
+    writer.close()
     write_labels_csv(path.with_name(path.name + ".labels.csv"), rows)
     return rows
 
@@ -431,7 +450,7 @@ def write_bag(
 def write_labels_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     """Write the labels sidecar: one row per grasp with its log-time window and label."""
     with Path(path).open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["grasp", "source", "t_start", "t_end", "t_close", "label"])
+        writer = csv.DictWriter(f, fieldnames=["trial", "source", "t_start", "t_end", "t_close", "label"])
         writer.writeheader()
         writer.writerows(rows)
 

@@ -93,10 +93,10 @@ class _LazyPredictor:
 class LabelTable:
     """Labels from a CSV sidecar.
 
-    Columns: ``label`` (1/0, true/false, lift/abort; empty = unknown) and either ``grasp``
-    (or ``grasp_id``: the 1-based grasp number in the bag) or ``t_start``, ``t_end`` (log-time
-    window, s, containing the grasp's closing onset). An optional ``bag`` column restricts a
-    row to the bag with that directory name.
+    Columns: ``label`` (1/0, true/false, lift/abort; empty = unknown) and either ``t_start``,
+    ``t_end`` (log-time window, s, containing the grasp's closing onset; preferred, as it stays
+    right when the gate splits or misses a grasp) or ``grasp`` (or ``grasp_id``: the 1-based grasp
+    number in the bag). An optional ``bag`` column restricts a row to the bag of that name.
     """
 
     rows: list[dict[str, str]]
@@ -130,11 +130,10 @@ class LabelTable:
         for row in self.rows:
             if row.get("bag") and row["bag"] != bag:
                 continue
-            gid = row.get("grasp") or row.get("grasp_id")
-            if gid:
-                if int(gid) == grasp_id:
+            if row.get("t_start") and row.get("t_end"):  # a time window: robust to split or missed grasps
+                if t_onset is not None and float(row["t_start"]) <= t_onset < float(row["t_end"]):
                     return _parse_label(row["label"])
-            elif t_onset is not None and float(row["t_start"]) <= t_onset < float(row["t_end"]):
+            elif int(row.get("grasp") or row.get("grasp_id") or -1) == grasp_id:
                 return _parse_label(row["label"])
         return None
 
