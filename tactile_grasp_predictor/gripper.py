@@ -31,6 +31,16 @@ MM_TO_M = 0.001
 #: Upper bound of a plausible finger opening in metres (WSG-50 stroke 0.110 m, with margin).
 MAX_PLAUSIBLE_WIDTH_M = 1.0
 
+#: Widths down to minus this (a driver's zero offset, fingers pressed together) read as 0.
+NEGATIVE_WIDTH_SLACK_M = 0.005
+
+
+def plausible_width(width_m: float) -> float | None:
+    """Clamp a width at 0 within :data:`NEGATIVE_WIDTH_SLACK_M`; ``None`` if not finite or implausible."""
+    if not math.isfinite(width_m) or width_m < -NEGATIVE_WIDTH_SLACK_M or width_m > MAX_PLAUSIBLE_WIDTH_M:
+        return None
+    return max(0.0, width_m)
+
 
 class GraspState(IntEnum):
     """WSG-50 firmware grasp states (the ``grasping_state_id`` numbering)."""
@@ -126,9 +136,11 @@ def joint_state_width(
         if not math.isfinite(p):
             return None, f"JointState.position: joint {joint!r} is {p}"
         total += abs(p) if cfg.mode == "sum_abs" else p
-    width = total * cfg.scale
-    if width < 0.0 or width > MAX_PLAUSIBLE_WIDTH_M:
-        return None, f"JointState.position: width {width:.6g} m from {cfg.joint_names!r} is implausible"
+    width = plausible_width(total * cfg.scale)
+    if width is None:
+        return None, (
+            f"JointState.position: width {total * cfg.scale:.6g} m from {cfg.joint_names!r} is implausible"
+        )
     return width, ""
 
 
@@ -165,10 +177,7 @@ def moving_from_ros1_status(status: str) -> bool | None:
 
 def width_m_from_status_mm(width_mm: float) -> float | None:
     """Metres from a status width in millimetres; ``None`` if not finite or implausible."""
-    w = float(width_mm) * MM_TO_M
-    if not math.isfinite(w) or w < 0.0 or w > MAX_PLAUSIBLE_WIDTH_M:
-        return None
-    return w
+    return plausible_width(float(width_mm) * MM_TO_M)
 
 
 def grasp_state_from_ros2_status(status: str, object_grasped: bool | None = None) -> GraspState | None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, fields
 from typing import Literal
 
 from tactile_grasp_predictor.errors import ConfigError
-from tactile_grasp_predictor.gripper import GraspState, GripperSample
+from tactile_grasp_predictor.gripper import GraspState, GripperSample, plausible_width
 
 TrackerPhase = Literal["waiting", "closing", "closed"]
 
@@ -40,8 +40,11 @@ class TriggerConfig:
     Attributes:
         closing_threshold_m: closing starts when the width falls more than this below its
             open value (the largest width seen since the tracker was armed).
+        open_tolerance_m: the band below the open value that still counts as open (sensor
+            noise); the closing onset is the last sample within it.
         settle_window_s: settled when the width stayed within ``settle_tolerance_m`` for
-            this long (speed × window must exceed the tolerance while the fingers move).
+            this long. Closing speed × window must exceed the tolerance; a slow creep below
+            tolerance / window (soft objects under grip force) still counts as settled.
         settle_tolerance_m: the width band that counts as "not changing".
         closed_width_m: a width at or below this during a grasp means the fingers closed
             on nothing: ABORT ``no_part_found`` at once, without running the model.
@@ -66,10 +69,11 @@ class TriggerConfig:
     """
 
     closing_threshold_m: float = 0.002
-    settle_window_s: float = 0.25
-    settle_tolerance_m: float = 0.0003
+    open_tolerance_m: float = 0.0003
+    settle_window_s: float = 0.2
+    settle_tolerance_m: float = 0.002
     closed_width_m: float = 0.0015
-    reopen_threshold_m: float = 0.002
+    reopen_threshold_m: float = 0.01
     ta_max_age_s: float = 1.0
     tb_delay_s: float = 0.1
     tb_timeout_s: float = 3.0
@@ -94,15 +98,16 @@ class TriggerConfig:
                 raise ConfigError(f"TriggerConfig.{f.name}: must be a finite number, got {v!r}")
             if v < 0:
                 raise ConfigError(f"TriggerConfig.{f.name}: must be >= 0, got {v!r}")
-        positive = ("closing_threshold_m", "settle_window_s", "reopen_threshold_m", "ta_max_age_s",
+        positive = ("closing_threshold_m", "settle_window_s", "settle_tolerance_m", "reopen_threshold_m",
+                    "ta_max_age_s",
                     "tb_timeout_s", "frame_max_age_s", "gripper_silence_s", "frame_buffer_age_s",
                     "clock_reset_s")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"TriggerConfig.{name}: must be > 0, got {getattr(self, name)!r}")
-        if self.settle_tolerance_m >= self.closing_threshold_m:
+        if self.open_tolerance_m >= self.closing_threshold_m:
             raise ConfigError(
-                f"TriggerConfig.settle_tolerance_m: {self.settle_tolerance_m} must be below "
+                f"TriggerConfig.open_tolerance_m: {self.open_tolerance_m} must be below "
                 f"closing_threshold_m {self.closing_threshold_m}"
             )
         if self.settle_window_s + self.tb_delay_s >= self.tb_timeout_s:
@@ -221,10 +226,9 @@ class GraspPhaseTracker:
             if sample == self._last:
                 self.duplicates += 1
                 return []
-        w = sample.width_m
-        if w is not None and (not math.isfinite(w) or w < 0.0):
+        w = None if sample.width_m is None else plausible_width(sample.width_m)
+        if w is None and sample.width_m is not None:
             self.invalid += 1
-            w = None
         prev_t = None if self._last is None else self._last.t
         self._last = sample
         self.accepted += 1
@@ -293,7 +297,7 @@ class GraspPhaseTracker:
                 self._open_ref = w
                 if self._moving is True:
                     self._moving_since = t  # still opening: closing motion has not begun
-            if w >= self._open_ref - cfg.settle_tolerance_m:
+            if w >= self._open_ref - cfg.open_tolerance_m:
                 self._last_open_t = t
 
     def _start(self, onset: float, t: float, w: float | None, events: list[PhaseEvent]) -> None:

@@ -62,9 +62,10 @@ def test_missing_or_bad_joints_give_none_and_a_reason(names: list[str], position
     assert width_from_joint_state(names, positions, FINGERS) is None
 
 
-def test_negative_single_joint_is_implausible() -> None:
+def test_negative_single_joint() -> None:
     cfg = JointWidthConfig(("w",), mode="single")
-    assert joint_state_width(["w"], [-0.01], cfg)[0] is None
+    assert joint_state_width(["w"], [-0.01], cfg)[0] is None  # implausible
+    assert joint_state_width(["w"], [-0.002], cfg) == (0.0, "")  # a zero offset: fully closed
 
 
 @pytest.mark.parametrize(
@@ -92,7 +93,8 @@ def test_ros1_status_flags() -> None:
     assert moving_from_ros1_status("  ") is None
     assert width_m_from_status_mm(42.5) == pytest.approx(0.0425)
     assert width_m_from_status_mm(math.nan) is None
-    assert width_m_from_status_mm(-3.0) is None
+    assert width_m_from_status_mm(-3.0) == 0.0  # zero offset of a closed gripper
+    assert width_m_from_status_mm(-30.0) is None
 
 
 @pytest.mark.parametrize(

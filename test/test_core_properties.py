@@ -115,7 +115,7 @@ class Scenario:
 def grasps(draw: st.DrawFn) -> Grasp:
     speed = draw(st.floats(0.05, 0.2))
     no_part = draw(st.booleans())
-    w_end = draw(st.floats(0.0, 0.001)) if no_part else draw(st.floats(0.005, 0.07))
+    w_end = draw(st.floats(0.0, 0.001)) if no_part else draw(st.floats(0.005, 0.065))
     hold = draw(st.one_of(st.floats(0.05, 0.35), st.floats(0.7, 2.0)))
     return Grasp(0.0, speed, w_end, hold)
 
@@ -247,7 +247,7 @@ def test_trigger_properties(sc: Scenario) -> None:
     for o in outs:
         g = sc.grasps[o.grasp_id - 1]
         # the onset estimate is at most a sub-tolerance motion late
-        assert onset_t[o.grasp_id] <= g.t_close + CFG.settle_tolerance_m / g.speed
+        assert onset_t[o.grasp_id] <= g.t_close + CFG.open_tolerance_m / g.speed
         if o.ta is not None:  # Ta strictly before the closing onset, within the age limit
             assert o.ta.t < onset_t[o.grasp_id]
             newer = [f for f in frames if o.ta.t < f.t < onset_t[o.grasp_id]]
