@@ -1,0 +1,131 @@
+"""Probes, threshold, export and Table I, end to end through real HDF5 shards and a real bundle."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tactile_grasp_predictor.bundle import load_bundle
+from tactile_grasp_predictor.predictor import Predictor
+from training.cli import main as tgp
+from training.config import load_config
+from training.data.shard_writer import write_shard
+from training.export import binary_metrics, choose_threshold, split_fit_val
+from training.probe_fit import knn_k, label_subset, probe_suite
+from training.table1 import PAPER, run_table, write_report
+from training.train import synthetic_set
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def _write_shards(directory: Path, n: int, hw: tuple[int, int], seed: int) -> None:
+    """Synthetic trials (learnable label) as real Calandra-layout shards, 2 shards."""
+    s = synthetic_set(n, hw, seed=seed)
+    trials = []
+    for i in range(n):
+        trials.append({
+            "object_name": s.objects[i].encode(), "is_gripping": int(s.labels[i]),
+            "gelsightA_before": s.before[i], "gelsightA_during": s.during[i], "gelsightA_after": s.during[i],
+            "gelsightB_before": s.before[i], "gelsightB_during": s.during[i], "gelsightB_after": s.during[i],
+        })
+    directory.mkdir(parents=True, exist_ok=True)
+    write_shard(directory / "a.h5", trials[: n // 2], compression_level=1)
+    write_shard(directory / "b.h5", trials[n // 2 :], compression_level=1)
+
+
+def test_probe_suite_runtime_matches_sklearn_and_learns() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    x = rng.normal(size=(300, 8)).astype(np.float32)
+    x[:, 0] += 2.0 * y  # one informative dimension
+    cfg = load_config("tiny")
+    rows = probe_suite(x[:200], y[:200], x[200:], y[200:], cfg, fractions=(0.1, 1.0))
+    expected = {(p, f) for p in ("knn", "svm", "mlp") for f in (0.1, 1.0)}
+    assert {(r.probe, r.fraction) for r in rows} == expected
+    majority = max(y[200:].mean(), 1 - y[200:].mean())
+    for r in rows:
+        assert r.max_abs_diff_runtime < 1e-4, r  # the tensor probe is the sklearn model
+        if r.fraction == 1.0:
+            assert r.accuracy > majority + 0.1, r
+    assert [r.n_labels for r in rows if r.probe == "knn"] == [20, 200]
+
+
+def test_label_subset_threshold_and_metrics_by_hand() -> None:
+    y = np.array([0] * 90 + [1] * 10)
+    sub = label_subset(y, 0.1, seed=0)
+    assert (y[sub] == 0).sum() == 9 and (y[sub] == 1).sum() == 2  # stratified, >= 2 per class
+    assert knn_k(6000) == 77 and knn_k(3) == 2 and knn_k(10, cfg_k=50) == 10
+    p = np.array([0.1, 0.2, 0.35, 0.4, 0.8, 0.9])
+    yy = np.array([0, 0, 1, 1, 1, 1])
+    t = choose_threshold(p, yy)
+    assert 0.2 < t <= 0.35  # separates perfectly; the grid point nearest 0.5 in the gap
+    m = binary_metrics(p, yy, 0.5)
+    assert m["accuracy"] == pytest.approx(4 / 6) and m["lift_precision"] == 1.0
+    assert m["lift_recall"] == pytest.approx(0.5) and m["auc"] == 1.0
+    fit, val = split_fit_val(np.array([0] * 10 + [1] * 10), 0.2, seed=0)
+    assert len(val) == 4 and not set(fit) & set(val) and len(fit) + len(val) == 20
+
+
+def test_train_probe_export_from_shards_and_predict_new_trials(tmp_path: Path) -> None:
+    data = tmp_path / "shards"
+    _write_shards(data, 96, (60, 80), seed=5)  # raw frames larger than the tiny resize (40 x 48)
+    run = tmp_path / "run"
+    common = ["--config", "tiny", "--cache", str(tmp_path / "cache"), "--no-progress"]
+    assert tgp(["train", "--data", str(data), "--out", str(run), *common, "--set", "epochs=2"]) == 0
+    split = json.loads((run / "history.json").read_text())
+    assert len(split) == 2
+    assert tgp(["probe", "--run", str(run), "--data", str(data), *common, "--fractions", "1"]) == 0
+    probes = list(csv.DictReader((run / "probes.csv").open()))
+    assert {r["probe"] for r in probes} == {"knn", "svm", "mlp"}
+    bundle = tmp_path / "bundle"
+    export = ["export", "--run", str(run), "--data", str(data), "--out", str(bundle), *common]
+    assert tgp([*export, "--onnx"]) == 0
+    b = load_bundle(bundle)
+    man = json.loads((bundle / "manifest.json").read_text())
+    assert man["training_method"] == "moco" and man["probe"]["kind"] == "mlp"
+    assert man["data_fingerprint"]["kind"] == "paper"
+    assert len(man["data_fingerprint"]["fingerprint"]["train"]) > 8
+    assert 0.05 <= man["threshold"] <= 0.95 and "test" in man["metrics"]
+    assert b.preprocess.resize_hw == (40, 48) and b.preprocess.std != (1.0, 1.0, 1.0)  # stats from data
+    # new trials, raw size, never seen: both backends agree and give probabilities
+    fresh = synthetic_set(4, (60, 80), seed=99)
+    p_torch = [Predictor.from_bundle(bundle).predict(fresh.before[i], fresh.during[i]) for i in range(4)]
+    onnx = Predictor.from_bundle(bundle, backend="onnx")
+    p_onnx = [onnx.predict(fresh.before[i], fresh.during[i]) for i in range(4)]
+    assert all(0.0 <= p <= 1.0 and math.isfinite(p) for p in p_torch)
+    assert np.allclose(p_torch, p_onnx, atol=1e-4)
+    # exporting again over an existing bundle is refused without --overwrite
+    assert tgp(export) == 2
+
+
+def test_table1_rows_report_and_plot(tmp_path: Path) -> None:
+    cfg = load_config("tiny", ["epochs=1", "label_fractions=[0.1, 1.0]"])
+    full = synthetic_set(96, cfg.resize_hw, seed=4)
+    train_set, test_set = full.subset(range(64)), full.subset(range(64, 96))
+    rows = run_table(cfg, train_set, test_set, tmp_path, ("moco", "supervised"), (0,), progress=False)
+    got = {(r.method, r.probe, r.fraction) for r in rows}
+    assert {("moco", p, f) for p in ("knn", "svm", "mlp") for f in (0.1, 1.0)} <= got
+    assert {("supervised", "head", 0.1), ("supervised", "head", 1.0), ("supervised", "mlp", 1.0)} <= got
+    assert ("majority", "majority", 1.0) in got
+    sup10 = next(r for r in rows if (r.method, r.probe, r.fraction) == ("supervised", "head", 0.1))
+    assert sup10.n_labels == 6  # 10 % of 64 stratified, at least 2 per class
+    info = {"kind": "synthetic", "seed": 0, "n_train": 64, "n_test": 32}
+    write_report(rows, tmp_path, cfg, info, "tgp t", 1.0)
+    md = (tmp_path / "results.md").read_text()
+    assert f"{PAPER['moco'][2]:.2f}" in md and "Label efficiency" in md and "MoCo v2" in md
+    assert len(list(csv.DictReader((tmp_path / "results.csv").open()))) == len(rows)
+    assert (tmp_path / "results.png").stat().st_size > 10_000
+    assert (tmp_path / "runs" / "moco-s0" / "train.log").exists()
+    # a second call reuses the finished runs (resume): same accuracies
+    again = run_table(cfg, train_set, test_set, tmp_path, ("moco",), (0,), progress=False)
+    first = {(r.probe, r.fraction): r.accuracy for r in rows if r.method == "moco"}
+    assert {(r.probe, r.fraction): r.accuracy for r in again if r.method == "moco"} == first
