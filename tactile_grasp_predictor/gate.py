@@ -202,6 +202,9 @@ class GraspGate:
     Phases: ``waiting`` → ``closing`` → ``settling`` (waiting for Tb) → ``predicting``
     (snapshot emitted; :meth:`mark_decided` moves on) or ``decided`` (aborted) → back to
     ``waiting`` when the gripper opens.
+
+    Not thread-safe: call it from one thread or under one lock. Each call costs a few
+    microseconds and never blocks; the model runs elsewhere, on the ``SnapshotReady``.
     """
 
     def __init__(self, config: TriggerConfig | None = None) -> None:
