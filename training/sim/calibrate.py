@@ -179,6 +179,43 @@ def picture_grid(d: dict[str, Any], path: Path, rows: int = 8) -> None:
     plt.close(fig)
 
 
+def renderer_figure(path: Path, indices: tuple[int, ...] = (0, 10, 20, 30), width: int = 320) -> None:
+    """Save a PNG: real ball-press frames next to their renderings (same sphere, centre, depth)."""
+    import math
+
+    import cv2
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from training.sim.gelsight import BALL_RADIUS_MM, GelSightRenderer, load_calibration
+
+    cal = load_calibration()
+    r = GelSightRenderer(width, width * 3 // 4)
+    fig, axes = plt.subplots(len(indices), 3, figsize=(8, 2.2 * len(indices)))
+    for row, k in enumerate(indices):
+        a_mm = cal.ball_contact_radius_px[k] * cal.pixmm
+        depth = BALL_RADIUS_MM - math.sqrt(max(BALL_RADIUS_MM**2 - a_mm**2, 0.0))
+        hm = r.sphere_height_map(tuple(cal.ball_center_px[k]), BALL_RADIUS_MM, depth)
+        sim = r.render(hm[None])[0]
+        real = cv2.resize(cal.ball_imgs_rgb[k], (r.width, r.height), interpolation=cv2.INTER_AREA)
+        diff = np.abs(sim.astype(np.int16) - real.astype(np.int16)).astype(np.uint8)
+        for c, (img, title) in enumerate(
+            zip((real, sim, diff * 4), ("real frame", "rendered", "|diff| x 4"), strict=True)
+        ):
+            axes[row, c].imshow(img)
+            axes[row, c].set_xticks([])
+            axes[row, c].set_yticks([])
+            if row == 0:
+                axes[row, c].set_title(title, fontsize=9)
+        axes[row, 0].set_ylabel(f"press {k}\ndepth {depth:.2f} mm", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Simulate (if needed), measure and report; prints JSON."""
     import torch
@@ -219,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(res_all, indent=2))
     if args.out:
         picture_grid(d, args.out / "sim_grid.png")
+        renderer_figure(args.out / "sim_renderer_vs_real.png")
         (args.out / "sim_calibration.json").write_text(json.dumps(res_all, indent=2) + "\n")
     return 0
 

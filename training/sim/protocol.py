@@ -235,11 +235,12 @@ class TrialSimulator:
         # grasp position: along the hand x (near the object's long axis), height on the object
         # (retry a few times where the pads would miss the object: a grasp must find a part)
         z_top = float(pos[2] + ext[2])
-        z_lo = PAD_HALF_Z + 0.003
+        z_lo = PAD_HALF_Z + 0.0012  # the pad's lower edge just above the table
         z_hi = max(z_lo, z_top - 0.003)
         world.set_opening(opening, instant=True)
         for _ in range(6):
-            along = float(rng.uniform(-0.6, 0.6)) * max(ext[0] - 0.004, 0.0)
+            lo, hi = (-0.3, 0.9) if obj.spec.kind == "hammer" else (-0.6, 0.6)  # hammers: towards the head
+            along = float(rng.uniform(lo, hi)) * max(ext[0] - 0.004, 0.0)
             z = float(rng.uniform(z_lo, z_hi))
             grasp = pos + r_hand[:, 0] * along
             grasp_pos = (float(grasp[0]), float(grasp[1]), z)

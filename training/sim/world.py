@@ -167,8 +167,8 @@ class GraspWorld:
                 ] = 0.0
 
     def width(self) -> float:
-        """Return the current finger opening (m)."""
-        return float(self.data.qpos[self.qadr["A"]] + self.data.qpos[self.qadr["B"]])
+        """Return the current finger opening (m), >= 0 like the WSG-50 reports it (soft joint limits)."""
+        return max(0.0, float(self.data.qpos[self.qadr["A"]] + self.data.qpos[self.qadr["B"]]))
 
     def step(self, n: int = 1) -> None:
         """Advance the physics ``n`` steps."""
