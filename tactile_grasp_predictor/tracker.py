@@ -195,6 +195,7 @@ class GraspPhaseTracker:
         self.onset_t: float | None = None
         self._last: GripperSample | None = None
         self._width: float | None = None  # last known width
+        self._width_prev: float | None = None  # the known width before it
         self._state: GraspState | None = None  # last known grasp state
         self._moving: bool | None = None  # last known moving flag
         self._open_ref: float | None = None  # largest width since armed
@@ -243,7 +244,7 @@ class GraspPhaseTracker:
         if moving_now is not None:
             self._moving = moving_now
         if w is not None:
-            self._width = w
+            self._width_prev, self._width = self._width, w
 
         events: list[PhaseEvent] = []
         if self.phase == "waiting":
@@ -357,7 +358,10 @@ class GraspPhaseTracker:
                 self._settle(t, w, events)
                 return
         if moving_fell and self._moving_seen and self._width is not None:
-            self._settle(t, self._width, events)
+            # trust the flag only if the width agrees (a flag derived from speed can flicker)
+            prev = self._width_prev if self._width_prev is not None else self._width
+            if abs(self._width - prev) <= cfg.settle_tolerance_m:
+                self._settle(t, self._width, events)
 
     def _settle(self, t: float, w: float, events: list[PhaseEvent]) -> None:
         if w <= self.config.closed_width_m:

@@ -199,3 +199,12 @@ def test_contact_bounce_is_not_an_opening() -> None:
     ev += ramp(tr, 1.0, 1.1, 0.02, 0.025, dt=0.02)
     ev += ramp(tr, 1.1, 1.6, 0.025, 0.025, dt=0.02)
     assert [type(e) for e in ev] == [ClosingStarted, Settled]
+
+
+def test_moving_flag_flicker_during_fast_closing_does_not_settle() -> None:
+    tr = GraspPhaseTracker()
+    ramp(tr, 0.0, 0.5, OPEN, OPEN, dt=0.02, moving=False)
+    ev = ramp(tr, 0.5, 0.7, OPEN, 0.056, dt=0.02, moving=True)  # 120 mm/s: 2.4 mm per sample
+    ev += tr.update(GripperSample(0.7, 0.056, False))  # flicker while the width still runs
+    ev += tr.update(GripperSample(0.72, 0.0536, True))
+    assert [type(e) for e in ev] == [ClosingStarted] and tr.phase == "closing"
