@@ -184,3 +184,32 @@ def test_small_step_back_is_out_of_order_not_a_reset() -> None:
     assert gate.on_frame(Frame(1.0, None, IMG)) == [] and gate.on_gripper(GripperSample(1.0, OPEN)) == []
     assert gate.stats.clock_resets == 0 and gate.stats.frames_out_of_order == 1
     assert gate.stats.gripper_out_of_order == 1
+
+
+def test_stale_frame_by_header_stamp_lag() -> None:
+    cfg = TriggerConfig(max_stamp_lag_s=0.2)
+    # the driver delivers frames 0.3 s after capture once the grasp is under way
+    inputs = [(t, Frame(t, t - (0.3 if t > 1.2 else 0.01), IMG) if isinstance(x, Frame) else x)
+              for t, x in stream(3.0, 1.0, HELD)]
+    out = outcomes(run(GraspGate(cfg), inputs))
+    assert len(out) == 1 and isinstance(out[0], GraspAborted) and out[0].reason == Reason.STALE_FRAME
+    assert out[0].ta is not None and out[0].tb is not None and out[0].tb.t - out[0].tb.stamp > 0.2
+    # without the check (default), the same recording gives a snapshot
+    assert [type(o) for o in outcomes(run(GraspGate(), inputs))] == [SnapshotReady]
+
+
+def test_stale_ta_by_header_stamp_lag() -> None:
+    inputs = [(t, Frame(t, t - 0.5, IMG) if isinstance(x, Frame) else x) for t, x in stream(3.0, 1.0, HELD)]
+    out = outcomes(run(GraspGate(TriggerConfig(max_stamp_lag_s=0.2)), inputs))
+    assert [o.reason for o in out if isinstance(o, GraspAborted)] == [Reason.STALE_FRAME]
+    assert out[0].tb is None
+
+
+def test_gripper_error_aborts() -> None:
+    inputs = stream(1.2, 1.0, HELD, state=GraspState.IDLE)
+    inputs += [(1.21, GripperSample(1.21, None, None, GraspState.ERROR))]
+    inputs += [(t, x) for t, x in stream(3.0, 1.0, HELD) if t > 1.21]
+    gate = GraspGate()
+    out = outcomes(run(gate, inputs))
+    assert [o.reason for o in out if isinstance(o, GraspAborted)] == [Reason.GRIPPER_ERROR]
+    assert gate.phase == "decided"
