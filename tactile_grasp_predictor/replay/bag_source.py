@@ -343,6 +343,78 @@ def check_image_meta(meta: ImageMeta) -> str | None:
     return None
 
 
+# ------------------------------------------------------------------------------ damaged mcap
+@dataclass
+class _Def:
+    data: str
+
+
+@dataclass
+class _Conn:
+    id: int
+    topic: str
+    msgtype: str
+    msgdef: _Def
+    msgcount: int
+
+
+class _SalvagedMcap:
+    """The readable start of an mcap file whose end is missing (recording interrupted, file cut).
+
+    Reads records front to back with ``mcap``'s non-seeking reader and stops at the damage; offers
+    the part of the ``rosbags`` reader interface :class:`BagSource` uses.
+    """
+
+    def __init__(self, path: Path, connections: list[_Conn]) -> None:
+        self.path = path
+        self.connections = connections
+
+    @classmethod
+    def open(cls, path: Path) -> _SalvagedMcap | None:
+        """Scan the file; ``None`` if not a single message can be read."""
+        conns: dict[int, _Conn] = {}
+        try:
+            for schema, channel, _msg in cls._iter(path):
+                c = conns.get(channel.id)
+                if c is None:
+                    msgdef = schema.data.decode("utf-8", "replace") if schema is not None else ""
+                    name = schema.name if schema is not None else ""
+                    c = conns[channel.id] = _Conn(channel.id, channel.topic, name, _Def(msgdef), 0)
+                c.msgcount += 1
+        except Exception:
+            pass  # the damage: keep what came before it
+        return cls(path, list(conns.values())) if conns else None
+
+    @staticmethod
+    def _iter(path: Path) -> Iterator[Any]:
+        """Yield ``(schema, channel, message)`` in file order; raises at the damage."""
+        from mcap.records import Channel, Message, Schema
+        from mcap.stream_reader import StreamReader
+
+        schemas: dict[int, Any] = {}
+        channels: dict[int, Any] = {}
+        with path.open("rb") as f:
+            for rec in StreamReader(f, skip_magic=False).records:
+                if isinstance(rec, Schema):
+                    schemas[rec.id] = rec
+                elif isinstance(rec, Channel):
+                    channels[rec.id] = rec
+                elif isinstance(rec, Message) and rec.channel_id in channels:
+                    ch = channels[rec.channel_id]
+                    yield schemas.get(ch.schema_id), ch, rec
+
+    def messages(self, connections: list[Any]) -> Iterator[tuple[Any, int, bytes]]:
+        """Yield ``(connection, log_time_ns, raw)`` up to the damage, which raises."""
+        wanted = {c.id: c for c in connections}
+        for _schema, channel, msg in self._iter(self.path):
+            conn = wanted.get(channel.id)
+            if conn is not None:
+                yield conn, int(msg.log_time), msg.data
+
+    def close(self) -> None:
+        """Nothing to close (files are opened per pass)."""
+
+
 # ------------------------------------------------------------------------------ the source
 def _stamp_of(msg: Any) -> float | None:
     st = getattr(getattr(msg, "header", None), "stamp", None)
@@ -410,11 +482,21 @@ class BagSource:
             raise BagError(f"{self.path}: no such bag")
         if not (path / "metadata.yaml").exists():
             raise BagError(f"{self.path}: not a rosbag2 directory (no metadata.yaml)")
+        reader: Any
         try:
             reader = Reader(path)
             reader.open()
         except Exception as exc:
-            raise BagError(f"{self.path}: cannot open bag: {type(exc).__name__}: {exc}") from exc
+            mcaps = sorted(path.glob("*.mcap"))
+            salvaged = _SalvagedMcap.open(mcaps[0]) if len(mcaps) == 1 else None
+            if salvaged is None:
+                raise BagError(f"{self.path}: cannot open bag: {type(exc).__name__}: {exc}") from exc
+            reader = salvaged
+            self.warnings.append(
+                f"{self.name}: {mcaps[0].name} has no valid end ({exc}); reading the "
+                f"{sum(c.msgcount for c in reader.connections)} messages before the damage "
+                "(an interrupted recording?)"
+            )
         self._reader = reader
         self._typestore = get_typestore(Stores.ROS2_HUMBLE)
         self.types = {c.topic: c.msgtype for c in reader.connections}
