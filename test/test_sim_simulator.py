@@ -38,7 +38,7 @@ def renderer() -> GelSightRenderer:
 def sim_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sim") / "a"
     assert (
-        _run_cli("--trials", "24", "--seed", "3", "--out", str(out), "--shard-size", "12", "--workers", "2")
+        _run_cli("--trials", "16", "--seed", "3", "--out", str(out), "--shard-size", "8", "--workers", "2")
         == 0
     )
     return out
@@ -111,7 +111,7 @@ def test_shards_have_the_real_layout(sim_dir: Path) -> None:
     files = sorted(sim_dir.glob("*.h5"))
     assert [f.name for f in files] == ["sim_seed3_000.h5", "sim_seed3_001.h5"]
     index = index_shards(sim_dir, skip_bad=False)
-    assert len(index) == 24 and not index.skipped
+    assert len(index) == 16 and not index.skipped
     labels = index.labels
     assert 0 < labels.sum() < len(labels), "both classes on a few dozen trials"
     with CalandraShard(files[0]) as shard:
@@ -134,7 +134,7 @@ def test_shards_have_the_real_layout(sim_dir: Path) -> None:
 def test_same_seed_same_bytes_whatever_the_workers(sim_dir: Path, tmp_path: Path) -> None:
     other = tmp_path / "b"
     assert (
-        _run_cli("--trials", "24", "--seed", "3", "--out", str(other), "--shard-size", "12", "--workers", "1")
+        _run_cli("--trials", "16", "--seed", "3", "--out", str(other), "--shard-size", "8", "--workers", "1")
         == 0
     )
     for f in sorted(sim_dir.glob("*.h5")):
@@ -148,13 +148,13 @@ def test_resume_skips_complete_shards(sim_dir: Path, tmp_path: Path) -> None:
     os.utime(kept, (1_000_000, 1_000_000))
     (out / "sim_seed3_001.h5").unlink()
     assert (
-        _run_cli("--trials", "24", "--seed", "3", "--out", str(out), "--shard-size", "12", "--workers", "1")
+        _run_cli("--trials", "16", "--seed", "3", "--out", str(out), "--shard-size", "8", "--workers", "1")
         == 0
     )
     assert kept.stat().st_mtime == 1_000_000  # not rewritten
     assert (out / "sim_seed3_001.h5").read_bytes() == (sim_dir / "sim_seed3_001.h5").read_bytes()
     with pytest.raises(ConfigError, match="other options"):
-        _run_cli("--trials", "24", "--seed", "4", "--out", str(out), "--shard-size", "12")
+        _run_cli("--trials", "24", "--seed", "4", "--out", str(out), "--shard-size", "8")
 
 
 def test_bad_options_are_config_errors(tmp_path: Path) -> None:
@@ -197,4 +197,4 @@ def test_flammkuchen_reads_the_shards(sim_dir: Path) -> None:
         timeout=60,
     )
     rows = json.loads(out.stdout)
-    assert len(rows) == 12 and all(r[2] == "uint8" and r[3] == [120, 160, 3] for r in rows)
+    assert len(rows) == 8 and all(r[2] == "uint8" and r[3] == [120, 160, 3] for r in rows)

@@ -175,11 +175,11 @@ def picture_grid(d: dict[str, Any], path: Path, rows: int = 8) -> None:
         axes[r, 0].set_ylabel(f"{d['kind'][i]}\n{'LIFT ok' if y[i] else 'FAIL'}", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=60)
     plt.close(fig)
 
 
-def renderer_figure(path: Path, indices: tuple[int, ...] = (0, 10, 20, 30), width: int = 320) -> None:
+def renderer_figure(path: Path, indices: tuple[int, ...] = (0, 10, 20), width: int = 240) -> None:
     """Save a PNG: real ball-press frames next to their renderings (same sphere, centre, depth)."""
     import math
 
@@ -212,7 +212,7 @@ def renderer_figure(path: Path, indices: tuple[int, ...] = (0, 10, 20, 30), widt
         axes[row, 0].set_ylabel(f"press {k}\ndepth {depth:.2f} mm", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=60)
     plt.close(fig)
 
 

@@ -104,9 +104,9 @@ def catalogue(n: int = 100, seed: int = 20170101) -> list[ObjectSpec]:
                 tuple(float(d) for d in dims),
                 float(mass),
                 float(friction),
-                tuple(float(c) for c in com),
+                (float(com[0]), float(com[1]), float(com[2])),
             )
-        )  # type: ignore[arg-type]
+        )
     return out
 
 
@@ -151,10 +151,11 @@ def instantiate(spec: ObjectSpec, rng: np.random.Generator) -> ObjectInstance:
         half = (r, r, hb + hn)
     mass = float(spec.mass * rng.uniform(0.8, 1.25))
     friction = float(np.clip(spec.friction * rng.uniform(0.85, 1.15), 0.2, 1.5))
-    com = tuple(
+    cx, cy, cz = (
         float(np.clip(c + rng.uniform(-0.1, 0.1), -0.9, 0.9) * h)
         for c, h in zip(spec.com_frac, half, strict=True)
     )
+    com = (cx, cy, cz)
     hx, hy, hz = half
     inertia = (mass / 3 * (hy * hy + hz * hz), mass / 3 * (hx * hx + hz * hz), mass / 3 * (hx * hx + hy * hy))
     # texture: a few plane waves in the object frame (wavelengths 1.5-5 mm)
@@ -169,7 +170,7 @@ def instantiate(spec: ObjectSpec, rng: np.random.Generator) -> ObjectInstance:
         friction,
         com,
         inertia,
-        half,  # type: ignore[arg-type]
+        (float(half[0]), float(half[1]), float(half[2])),
         texture=texture,
         texture_amp_mm=float(rng.uniform(0.005, 0.03)),
     )

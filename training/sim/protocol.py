@@ -120,6 +120,7 @@ class TrialSimulator:
         g_time, g_width = [], []
         hmaps: dict[tuple[str, int], np.ndarray] = {}
         info: dict[str, float] = {}
+        pose_tb: tuple[np.ndarray, np.ndarray] | None = None
         z0 = grasp_pos[2]
         for n in range(n_after + 1):
             t = n * CONTROL_DT
@@ -136,7 +137,7 @@ class TrialSimulator:
                 g_time.append(round(t, 6))
                 g_width.append(world.width())
             if n == n_during:
-                info["pos_tb"], info["rot_tb"] = world.object_pose()  # type: ignore[assignment]
+                pose_tb = world.object_pose()
                 info["force_A_tb"] = world.pad_normal_force("A")
                 info["force_B_tb"] = world.pad_normal_force("B")
                 info["width_tb"] = world.width()
@@ -144,11 +145,13 @@ class TrialSimulator:
                 for side in "AB":
                     hmaps[(side, k)] = self._height_map(world, obj, side, info if k == k_during else None)
 
+        assert pose_tb is not None
+        pos_tb, rot_tb = pose_tb
         pos_tc, rot_tc = world.object_pose()
         r_hand = world.hand_rotation()  # the hand does not rotate: relative rotation = object rotation
-        rot_rel = r_hand.T @ rot_tc @ (r_hand.T @ info["rot_tb"]).T  # type: ignore[operator]
+        rot_rel = r_hand.T @ rot_tc @ (r_hand.T @ rot_tb).T
         rotation = _rot_angle_deg(rot_rel)
-        rise = float(pos_tc[2] - info["pos_tb"][2])  # type: ignore[index]
+        rise = float(pos_tc[2] - pos_tb[2])
         held = rise > 0.5 * LIFT_HEIGHT and world.width() > 0.002
         success = bool(held and rotation < ROT_LIMIT_DEG)
 
@@ -160,14 +163,14 @@ class TrialSimulator:
         for side in "AB":
             for snap, k in snap_ticks.items():
                 trial[f"gelsight{side}_{snap}"] = images[(side, k)]
-        t = {name: round(self._tick_step(k) * CONTROL_DT, 6) for name, k in snap_ticks.items()}
+        times = {name: round(self._tick_step(k) * CONTROL_DT, 6) for name, k in snap_ticks.items()}
         trial.update(
             {
-                "sim_t_before": t["before"],
+                "sim_t_before": times["before"],
                 "sim_t_close": round(n_close * CONTROL_DT, 6),
-                "sim_t_during": t["during"],
+                "sim_t_during": times["during"],
                 "sim_t_lift": round(n_lift * CONTROL_DT, 6),
-                "sim_t_after": t["after"],
+                "sim_t_after": times["after"],
                 "sim_object_kind": spec.kind.encode(),
                 "sim_mass": obj.mass,
                 "sim_friction": obj.friction,
@@ -273,10 +276,10 @@ class TrialSimulator:
         opos, orot = world.object_pose()
         p_obj = (pts.reshape(-1, 3) - opos[None]) @ orot  # world -> object frame
         tex = texture_mm(obj, p_obj).reshape(gap_mm.shape)
-        g = np.where(finite, gap_mm + tex, FAR_MM).astype(np.float32)
-        g = cv2.resize(g, (cfg.width, cfg.height), interpolation=cv2.INTER_LINEAR)
-        g = np.where(g > FAR_MM * 0.5, np.inf, g)
-        hm, depth = gel.height_map(g, force, self.pixel_area_mm2)
+        coarse = np.where(finite, gap_mm + tex, FAR_MM).astype(np.float32)
+        g = cv2.resize(coarse, (cfg.width, cfg.height), interpolation=cv2.INTER_LINEAR)
+        g_inf = np.where(g > FAR_MM * 0.5, np.inf, g)
+        hm, depth = gel.height_map(g_inf, force, self.pixel_area_mm2)
         if info is not None and side == "A":
             info["depth_A"] = depth
             info["contact_px_A"] = float((hm < 0).sum())
