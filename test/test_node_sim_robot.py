@@ -105,3 +105,24 @@ def test_replays_simulated_shards_with_streams(ros_context, tmp_path: Path) -> N
 def test_bad_shard_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="no shards"):
         list(load_trials([str(tmp_path)]))
+
+
+def test_trials_without_streams_are_replayed_from_key_images() -> None:
+    from tactile_grasp_predictor.data.calandra import Trial
+
+    images = {f"gelsightA_{k}": np.full((6, 8, 3), v, np.uint8)
+              for k, v in (("before", 10), ("during", 20), ("after", 30))}
+    extras = {"sim_gripper_time": np.arange(0, 3.0, 0.02), "sim_t_close": 0.6, "sim_t_lift": 2.0,
+              "sim_t_after": 2.8}
+    extras["sim_gripper_width"] = np.where(extras["sim_gripper_time"] < 0.6, 0.06, -0.001)
+    trial = Trial("x.h5:i0", 0, "box", True, images, extras)
+    tr = TrialPlayback.from_trial(trial, camera_rate_hz=10.0)
+    assert tr.synthetic_stream and tr.label is True and tr.t_lift == 2.0
+    assert tr.gripper_w.min() == 0.0, "widths are clamped to >= 0 as a WSG-50 reports them"
+    values = [int(f[0, 0, 0]) for f in tr.frames_left]
+    by_time = dict(zip(np.round(tr.frame_t, 3), values, strict=True))
+    assert by_time[0.5] == 10 and by_time[0.6] == 20 and by_time[2.7] == 20 and by_time[2.8] == 30
+    missing = Trial("y.h5:i1", 1, "box", True, {}, {"sim_gripper_time": np.zeros(2),
+                                                   "sim_gripper_width": np.zeros(2), "sim_t_lift": 1.0})
+    with pytest.raises(DatasetError, match=r"y\.h5:i1: neither sim_gelsightA_stream"):
+        TrialPlayback.from_trial(missing)
