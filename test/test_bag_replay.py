@@ -350,3 +350,26 @@ def test_simulated_shards_become_bags(recs, tmp_path) -> None:
             tmp_path / "x", recordings_from_shards([tmp_path / "plain"]), RecordOptions(), progress=False
         )
     assert not (tmp_path / "x").exists(), "a failed recording leaves no half bag behind"
+
+
+def test_eval_uses_the_node_parameter_file(bags, tmp_path, capsys) -> None:
+    from training.bag_cli import node_params, trigger_from_params
+    from training.cli import main
+
+    cfg = tmp_path / "robot.yaml"
+    cfg.write_text(
+        "/predictor_node:\n  ros__parameters:\n    image_topic: /gelsight_left/image_raw\n"
+        "    joint_states_topic: /wsg50/joint_states\n    threshold: 0.0\n"
+        "    trigger:\n      settle_window_s: 0.4\n      max_stamp_lag_s: -1.0\n"
+    )
+    params = node_params(cfg)
+    assert params["trigger.settle_window_s"] == 0.4 and params["image_topic"] == "/gelsight_left/image_raw"
+    trig = trigger_from_params(params)
+    assert trig.settle_window_s == 0.4 and trig.max_stamp_lag_s is None
+    assert main(["bag", "eval", str(bags["mcap"]), "--params", str(cfg), "--out", str(tmp_path / "r")]) == 0
+    doc = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert {g["threshold"] for g in doc["per_grasp"]} == {0.0}
+    assert doc["bags"][0]["topics"]["joint_states"] == "/wsg50/joint_states"
+    cfg.write_text("/predictor_node:\n  ros__parameters:\n    image_topic: /gelsight/image_raw\n")
+    assert main(["bag", "eval", str(bags["mcap"]), "--params", str(cfg), "--out", str(tmp_path / "r2")]) == 1
+    assert "image topic '/gelsight/image_raw' is not in the bag" in capsys.readouterr().err

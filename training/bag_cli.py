@@ -51,13 +51,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ev.add_argument(
         "--joint-names", nargs="+", default=None, help="finger joints (default: WSG-50 left/right)"
     )
-    ev.add_argument("--width-mode", choices=["sum_abs", "single"], default="sum_abs")
-    ev.add_argument("--width-scale", type=float, default=1.0, help="to metres (0.001 for mm)")
+    ev.add_argument("--width-mode", choices=["sum_abs", "single"], default=None, help="default sum_abs")
+    ev.add_argument("--width-scale", type=float, default=None, help="to metres (0.001 for mm); default 1")
     ev.add_argument(
+        "--params",
         "--trigger",
+        dest="params",
         type=Path,
         default=None,
-        help="YAML/JSON with TriggerConfig fields (e.g. the node's parameters file section)",
+        help="the node's parameter file (config/predictor.yaml layout): trigger, topics, joints and "
+        "threshold as on the robot; a plain mapping of TriggerConfig fields works too",
     )
     ev.add_argument(
         "--eager", action="store_true", help="decode every frame (slower; the benchmark baseline)"
@@ -86,30 +89,58 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _trigger(path: Path | None) -> Any:
+def node_params(path: Path) -> dict[str, Any]:
+    """Read a node parameter file as flat ``name -> value``.
+
+    Accepts ``/node: ros__parameters: {...}`` (a nested ``trigger: {...}`` becomes
+    ``trigger.<field>``) or a plain mapping of TriggerConfig fields.
+    """
+    import yaml
+
+    from tactile_grasp_predictor.errors import ConfigError
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read parameters: {exc}") from exc
+    while isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), dict):
+        data = next(iter(data.values()))  # unwrap /node_name: and ros__parameters:
+    if isinstance(data, dict) and "ros__parameters" in data:
+        data = data["ros__parameters"]
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of parameters")
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, d: dict[str, Any]) -> None:
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(f"{prefix}{k}.", v)
+            else:
+                flat[f"{prefix}{k}"] = v
+
+    walk("", data)
+    return flat
+
+
+def trigger_from_params(params: dict[str, Any], source: str = "parameters") -> Any:
+    """Build the node's TriggerConfig from flat parameters (``trigger.<field>`` or ``<field>``)."""
     from dataclasses import fields
 
     from tactile_grasp_predictor.errors import ConfigError
     from tactile_grasp_predictor.tracker import TriggerConfig
 
-    if path is None:
-        return TriggerConfig()
-    import yaml
-
-    data = yaml.safe_load(Path(path).read_text())
-    # accept the node's parameter file layout: {node: {ros__parameters: {...}}}
-    while isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), dict):
-        data = next(iter(data.values()))
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of TriggerConfig fields")
-    names = {f.name for f in fields(TriggerConfig)}
-    values = {k: v for k, v in data.items() if k in names}
+    values: dict[str, Any] = {}
+    for f in fields(TriggerConfig):
+        for key in (f"trigger.{f.name}", f.name):
+            if key in params:
+                values[f.name] = params[key]
+                break
     if values.get("max_stamp_lag_s") is not None and values["max_stamp_lag_s"] < 0:
         values["max_stamp_lag_s"] = None  # the node's "< 0: off"
     try:
         return TriggerConfig(**values).validate()
-    except TypeError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -123,13 +154,29 @@ def _eval(args: argparse.Namespace) -> int:
 
         predictor = Predictor.from_bundle(args.bundle, backend=args.backend)
     labels = LabelTable.read(args.labels) if args.labels else None
-    topics = TopicSelection(
-        args.image_topic, args.joint_topic, args.moving_topic, args.status_topic, args.outcome_topic
+    params = node_params(args.params) if args.params else {}
+    trigger = trigger_from_params(params, str(args.params))
+
+    def pick(cli: Any, key: str, default: Any) -> Any:
+        return cli if cli is not None else params.get(key, default)
+
+    topics = TopicSelection(  # CLI first, then the node's parameters, else auto-detection
+        pick(args.image_topic, "image_topic", None),
+        pick(args.joint_topic, "joint_states_topic", None),
+        pick(args.moving_topic, "moving_topic", None),
+        pick(args.status_topic, "grasp_state_topic", None),
+        args.outcome_topic,
     )
-    jw = JointWidth(scale=args.width_scale, mode=args.width_mode)
-    if args.joint_names:
-        jw.joint_names = tuple(args.joint_names)
-    trigger = _trigger(args.trigger)
+    jw = JointWidth(
+        scale=float(pick(args.width_scale, "width_scale", 1.0)),
+        mode=str(pick(args.width_mode, "width_mode", "sum_abs")),
+    )
+    names = pick(args.joint_names, "joint_names", None)
+    if names:
+        jw.joint_names = tuple(names)
+    threshold = args.threshold
+    if threshold is None and float(params.get("threshold", -1.0)) >= 0:
+        threshold = float(params["threshold"])
     results = []
     for bag in args.bags:
         table = labels
@@ -142,7 +189,7 @@ def _eval(args: argparse.Namespace) -> int:
             progress=True,
             strict=args.strict,
             trigger=trigger,
-            threshold=args.threshold,
+            threshold=threshold,
             topics=topics,
             joint_width=jw,
             labels=table,
