@@ -136,3 +136,22 @@ def test_moco_enqueue_and_momentum() -> None:
     after = next(moco.encoder_k.parameters())
     assert torch.allclose(after, before + (1 - cfg.moco_m) * 1.0, atol=1e-6)
     assert "queue" in moco.state_dict() and "queue_ptr" in moco.state_dict()
+
+
+def test_auto_gain_maps_the_difference_range_to_one() -> None:
+    import numpy as np
+
+    from training.train import TactileSet, preprocess_for
+
+    cfg = load_config("tiny")
+    before = np.full((8, 40, 48, 3), 100, np.uint8)
+    during = before.copy()
+    during[:, 10:30, 10:40] += 10  # |Tb - Ta| = 10/255 on the contact, 0 elsewhere
+    data = TactileSet(before, during, np.array([0, 1] * 4))
+    pp = preprocess_for(cfg, data)
+    assert pp.scale == pytest.approx(25.5, rel=1e-3)  # 99.9th percentile 10/255 -> 1
+    fixed = preprocess_for(load_config("tiny", ["diff_scale=2.0"]), data)
+    assert fixed.scale == 2.0
+    # normalisation statistics of the scaled difference: mean of (scaled) d over the crop
+    crop_frac = (20 * 30) / (32 * 32)  # contact patch inside the 32 x 32 centre crop (rows 4-36, cols 8-40)
+    assert pp.mean[0] == pytest.approx(25.5 * 10 / 255 * crop_frac, rel=1e-3)

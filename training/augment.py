@@ -4,7 +4,8 @@ The paper's list, with MoCo v2's strengths: random resized crop, colour jitter, 
 grayscale, Gaussian blur, horizontal flip. Every sample of a batch draws its own
 parameters; the ops run batched on the tensor's device (no per-image PIL loop).
 
-Inputs are differences ``Tb - Ta`` of frames scaled to [0, 1], so values lie in [-1, 1].
+Inputs are differences ``Tb - Ta`` of frames scaled to [0, 1], times the preprocessing gain
+(``PreprocessConfig.scale``; small tactile differences are amplified to fill [-1, 1]).
 Colour ops need an image in [0, 1]: the difference is mapped with ``(d + 1) / 2``,
 augmented, and mapped back with ``2 y - 1`` (an exact inverse), then the shared
 normalisation of :mod:`tactile_grasp_predictor.preprocess` applies.

@@ -47,7 +47,7 @@ class TrainConfig:
     # input: frames resized to resize_hw (H, W) before Tb - Ta, network sees crop x crop
     resize_hw: tuple[int, int] = (96, 128)
     crop: int = 96
-    diff_scale: float = 1.0  # gain on the difference before normalisation
+    diff_scale: float = 0.0  # gain on Tb - Ta; 0 = auto: the 99.9th percentile of |Tb - Ta| maps to 1
     finger: str = "A"  # GelSight A = left
     # augmentation (the paper's list, MoCo v2 strengths)
     aug_crop_scale: tuple[float, float] = (0.2, 1.0)
@@ -108,6 +108,8 @@ class TrainConfig:
             raise ConfigError(f"moco_m: must be in [0, 1), got {self.moco_m}")
         if not 0.0 <= self.bank_momentum < 1.0:
             raise ConfigError(f"bank_momentum: must be in [0, 1), got {self.bank_momentum}")
+        if self.diff_scale < 0:
+            raise ConfigError(f"diff_scale: must be >= 0 (0 = automatic), got {self.diff_scale}")
         for name in ("temperature", "bank_temperature", "lr"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name}: must be > 0, got {getattr(self, name)}")

@@ -85,7 +85,9 @@ def supervised_config(cfg: TrainConfig, n_full: int, n_sub: int) -> TrainConfig:
     steps_full = cfg.epochs * (n_full // cfg.batch_size)
     epochs = max(cfg.epochs, math.ceil(steps_full / max(1, n_sub // b)))
     warm = min(cfg.warmup_epochs * (n_full // cfg.batch_size) // max(1, n_sub // b), epochs - 1)
-    return replace(cfg, method="supervised", batch_size=b, epochs=epochs, warmup_epochs=max(0, warm))
+    every = max(cfg.checkpoint_every, epochs // 10)  # tiny subsets: many short epochs, few checkpoints
+    return replace(cfg, method="supervised", batch_size=b, epochs=epochs, warmup_epochs=max(0, warm),
+                   checkpoint_every=every)
 
 
 def run_table(cfg: TrainConfig, train_set: TactileSet, test_set: TactileSet, out: Path,

@@ -29,7 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from tactile_grasp_predictor.errors import ConfigError, DatasetError, TgpError
-from tactile_grasp_predictor.preprocess import PreprocessConfig, difference, difference_stats
+from tactile_grasp_predictor.preprocess import PreprocessConfig, center_crop, difference, difference_stats
 from training import distributed as D
 from training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from training.config import TrainConfig, load_config
@@ -100,10 +100,15 @@ def synthetic_set(n: int, hw: tuple[int, int], seed: int = 0) -> TactileSet:
 
 def preprocess_for(cfg: TrainConfig, data: TactileSet) -> PreprocessConfig:
     """Build the shared preprocessing for ``cfg``, with mean/std of the scaled difference from ``data``."""
-    pp = PreprocessConfig(resize_hw=cfg.resize_hw, crop=cfg.crop, scale=cfg.diff_scale)
-    if tuple(data.before.shape[1:3]) != pp.resize_hw:
-        raise DatasetError(f"frames are {data.before.shape[1:3]}, config resize_hw is {pp.resize_hw}")
+    if tuple(data.before.shape[1:3]) != tuple(cfg.resize_hw):
+        raise DatasetError(f"frames are {data.before.shape[1:3]}, config resize_hw is {cfg.resize_hw}")
     n = min(len(data), STATS_SAMPLES)
+    scale = cfg.diff_scale
+    if scale <= 0:  # auto gain: differences are small; make them fill the [-1, 1] range augmentations assume
+        d = center_crop(difference(data.before[:n], data.during[:n]), cfg.crop).abs()
+        p999 = float(torch.quantile(d.flatten()[:: max(1, d.numel() // 2_000_000)], 0.999))
+        scale = float(min(100.0, max(1.0, 1.0 / max(p999, 1e-6))))
+    pp = PreprocessConfig(resize_hw=cfg.resize_hw, crop=cfg.crop, scale=scale)
     mean, std = difference_stats(data.before[:n], data.during[:n], pp)
     return pp.with_stats(mean, std)
 

@@ -32,8 +32,13 @@ class Method(nn.Module):
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
 
     def view(self, diff: torch.Tensor) -> torch.Tensor:
-        """One augmented, normalised view per sample: ``N x 3 x S x S``."""
-        x = normalize(self.augment(diff), self.preprocess)
+        """One augmented, normalised view per sample: ``N x 3 x S x S``.
+
+        The augmentations see the difference times the preprocessing gain (so colour ops act
+        on a signal that fills [-1, 1]); the gain is divided out again before ``normalize``.
+        """
+        s = self.preprocess.scale
+        x = normalize(self.augment(diff * s) / s, self.preprocess)
         return x.contiguous(memory_format=self.memory_format)
 
     @abstractmethod
