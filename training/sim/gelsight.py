@@ -103,26 +103,23 @@ def _process_background(f0: np.ndarray, sim: dict) -> np.ndarray:
     return out
 
 
-def _gauss_kernel(sigma: float) -> torch.Tensor:
-    radius = max(1, math.ceil(3.0 * sigma))
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    k = torch.exp(-0.5 * (x / max(sigma, 1e-6)) ** 2)
-    return k / k.sum()
-
-
 def gaussian_blur(img: torch.Tensor, sigma_xy: tuple[float, float]) -> torch.Tensor:
-    """Separable Gaussian blur of ``img`` (N x H x W), reflect padding."""
+    """Separable Gaussian blur of each image of ``img`` (N x H x W), mirror padding.
+
+    OpenCV's separable filter (kernel radius 3 sigma) is an order of magnitude faster on
+    the CPU than a 1-channel ``conv2d`` for these kernel sizes, and deterministic.
+    """
     assert img.dim() == 3
     h, w = img.shape[1:]
-    x = img[:, None]  # N x 1 x H x W
-    kx, ky = _gauss_kernel(sigma_xy[0]), _gauss_kernel(sigma_xy[1])
-    px = min(kx.numel() // 2, w - 1)
-    py = min(ky.numel() // 2, h - 1)
-    kx = kx[kx.numel() // 2 - px : kx.numel() // 2 + px + 1]
-    ky = ky[ky.numel() // 2 - py : ky.numel() // 2 + py + 1]
-    x = F.conv2d(F.pad(x, (px, px, 0, 0), mode="reflect"), kx.view(1, 1, 1, -1))
-    x = F.conv2d(F.pad(x, (0, 0, py, py), mode="reflect"), ky.view(1, 1, -1, 1))
-    return x[:, 0]
+    kx = 2 * min(math.ceil(3.0 * sigma_xy[0]), w - 1) + 1
+    ky = 2 * min(math.ceil(3.0 * sigma_xy[1]), h - 1) + 1
+    src = img.detach().to(torch.float32).contiguous().numpy()
+    out = np.empty_like(src)
+    for n in range(src.shape[0]):
+        out[n] = cv2.GaussianBlur(
+            src[n], (kx, ky), sigmaX=sigma_xy[0], sigmaY=sigma_xy[1], borderType=cv2.BORDER_REFLECT_101
+        )
+    return torch.from_numpy(out)
 
 
 class GelSightRenderer:
