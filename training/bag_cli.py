@@ -34,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="model bundle directory (none: every snapshot ABORTs model_unavailable, as on the node)",
     )
     ev.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+    ev.add_argument("--num-threads", type=int, default=1, help="CPU threads for inference (as the node's)")
     ev.add_argument("--threshold", type=float, default=None, help="override the bundle's threshold")
     ev.add_argument(
         "--labels",
@@ -152,7 +153,8 @@ def _eval(args: argparse.Namespace) -> int:
     if args.bundle is not None:
         from tactile_grasp_predictor.predictor import Predictor
 
-        predictor = Predictor.from_bundle(args.bundle, backend=args.backend)
+        predictor = Predictor.from_bundle(args.bundle, backend=args.backend, num_threads=args.num_threads)
+        predictor.warm_up()  # latencies then show steady-state decode + model time, as on a warm node
     labels = LabelTable.read(args.labels) if args.labels else None
     params = node_params(args.params) if args.params else {}
     trigger = trigger_from_params(params, str(args.params))
