@@ -373,3 +373,19 @@ def test_eval_uses_the_node_parameter_file(bags, tmp_path, capsys) -> None:
     cfg.write_text("/predictor_node:\n  ros__parameters:\n    image_topic: /gelsight/image_raw\n")
     assert main(["bag", "eval", str(bags["mcap"]), "--params", str(cfg), "--out", str(tmp_path / "r2")]) == 1
     assert "image topic '/gelsight/image_raw' is not in the bag" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("variant", ["ros1", "ros2_port", "fork"])
+def test_status_only_bags_of_each_wsg_variant(recs, tmp_path, variant) -> None:
+    write_bag(tmp_path / variant, recs, RecordOptions(status=variant, joints=False), progress=False)
+    res = evaluate_bag(tmp_path / variant, None)
+    assert res.topics.joint_states is None and res.topics.status_variant == variant
+    assert [g.grasp_id for g in res.grasps] == list(range(1, N + 1)), (
+        "every grasp found from the status alone"
+    )
+    for g, rec in zip(res.grasps, recs, strict=True):
+        empty = float(rec.gripper_w.min()) == 0.0
+        assert (g.decision.reason == "no_part_found") == empty, (g.grasp_id, g.decision.reason)
+        assert (g.baseline == Verdict.LIFT) == (not empty)
+    with pytest.raises(BagError, match="needs a status topic"):
+        RecordOptions(joints=False).validate()

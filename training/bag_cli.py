@@ -200,7 +200,15 @@ def _eval(args: argparse.Namespace) -> int:
     extra = {
         "bundle": str(args.bundle) if args.bundle else None,
         "model_id": str(getattr(predictor, "model_id", "")) if predictor else None,
-        "command": "tgp bag eval " + " ".join(sys.argv[3:] if len(sys.argv) > 3 else []),
+        "command": " ".join(
+            ["tgp bag eval", *map(str, args.bags)]
+            + [
+                f"--{k.replace('_', '-')} {v}"
+                for k, v in vars(args).items()
+                if k in ("bundle", "labels", "params", "threshold", "out") and v is not None
+            ]
+            + (["--eager"] if args.eager else [])
+        ),
     }
     metrics = write_report(results, args.out, extra=extra)
     m = metrics["model"]

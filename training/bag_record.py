@@ -86,6 +86,7 @@ class RecordOptions:
     moving: bool = False
     status: str | None = None  # None | ros1 | ros2_port | fork
     outcome: bool = True
+    joints: bool = True  # False: the gripper only through its status topic (a ROS 1 style driver)
     joint_rate_hz: float = 50.0
     latency_s: float = 0.002
     jitter_s: float = 0.0
@@ -115,6 +116,8 @@ class RecordOptions:
         for name in ("drop_frames", "bad_encoding"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise BagError(f"{name}: must be in [0, 1), got {getattr(self, name)}")
+        if not self.joints and self.status is None:
+            raise BagError("joints: a bag without JointState needs a status topic (status=...)")
         if self.joint_rate_hz <= 0 or self.jitter_s < 0 or self.latency_s < 0:
             raise BagError("joint_rate_hz must be > 0, jitter_s and latency_s >= 0")
         return self
@@ -395,7 +398,8 @@ def write_bag(
                     velocity=np.zeros(0),
                     effort=np.zeros(0),
                 )
-                put(opts.joint_topic, recv(tt), js)
+                if opts.joints:
+                    put(opts.joint_topic, recv(tt), js)
                 moving = (
                     bool(np.isfinite(t_close) and t_close <= t <= t_end and wv > w_min + 1e-4) or t > t_end
                 )
@@ -486,6 +490,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="record a WSG-50 status variant (custom type embedded in the bag)",
     )
     parser.add_argument("--no-outcome", action="store_true", help="leave out the outcome topic")
+    parser.add_argument("--no-joints", action="store_true", help="leave out JointState (needs --status)")
     parser.add_argument("--joint-rate", type=float, default=50.0, help="JointState rate (Hz)")
     parser.add_argument("--drop-frames", type=float, default=0.0, help="fault: share of frames dropped")
     parser.add_argument("--jitter", type=float, default=0.0, help="fault: receive-time jitter std (s)")
@@ -508,6 +513,7 @@ def run(args: argparse.Namespace) -> int:
             moving=args.moving,
             status=args.status,
             outcome=not args.no_outcome,
+            joints=not args.no_joints,
             joint_rate_hz=args.joint_rate,
             drop_frames=args.drop_frames,
             jitter_s=args.jitter,
