@@ -42,9 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``tgp demo`` options."""
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="working and report directory")
     parser.add_argument("--train-trials", type=int, default=600, help="simulated trials to train on")
-    parser.add_argument("--live-trials", type=int, default=120, help="grasps run live (>= 100 for the demo)")
-    parser.add_argument("--size", default="160x120", help="simulated GelSight image size WxH")
-    parser.add_argument("--epochs", type=int, default=8, help="training epochs of the demo model")
+    parser.add_argument("--live-trials", type=int, default=100, help="grasps run live (>= 100 for the demo)")
+    parser.add_argument("--size", default="128x96", help="simulated GelSight image size WxH")
+    parser.add_argument("--epochs", type=int, default=5, help="training epochs of the demo model")
     parser.add_argument("--rate", type=float, default=2.0, help="robot speed factor (1 = real time)")
     parser.add_argument("--seed", type=int, default=0, help="simulation / training seed")
     parser.add_argument("--bundle", type=Path, default=None, help="use this bundle instead of training one")
@@ -178,6 +178,20 @@ def train_stand_in(sim_dir: Path, out: Path, epochs: int, seed: int, progress: b
 
 
 # ------------------------------------------------------------------------------ the live run
+#: Trigger timings in trial seconds. ``tb_delay_s`` matches the simulator's protocol, whose Tb
+#: ("during") is taken about 0.75 s after the fingers settle (measured on its trajectories);
+#: simulated objects may push the fingers back a little while closing, so re-arm only on a
+#: real opening (1 cm).
+DEMO_TRIGGER_S = {"settle_window_s": 0.25, "tb_delay_s": 0.75, "ta_max_age_s": 1.0, "tb_timeout_s": 3.0,
+                  "frame_max_age_s": 0.5, "gripper_silence_s": 1.0}
+
+
+def demo_trigger(rate: float) -> dict[str, float]:
+    """Trigger parameters for a robot replayed ``rate`` times faster than real time."""
+    scaled = {k: round(v / rate, 6) for k, v in DEMO_TRIGGER_S.items()}
+    return {**scaled, "reopen_threshold_m": 0.01}
+
+
 @dataclass
 class Grasp:
     """One live grasp as the demo scores it."""
@@ -213,9 +227,9 @@ def live(sim_dir: Path, bundle: Path, n: int, rate: float, backend: str, progres
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE",
                                           "ROS_LOCALHOST_ONLY")})
     cmd = [sys.executable, "-m", "tactile_grasp_predictor.ros.predictor_node", "--ros-args",
-           "-p", f"bundle_path:={bundle}", "-p", f"backend:={backend}", "-p", "num_threads:=1",
-           # simulated objects may push the fingers back a little while closing: re-arm on real openings
-           "-p", "trigger.reopen_threshold_m:=0.01"]
+           "-p", f"bundle_path:={bundle}", "-p", f"backend:={backend}", "-p", "num_threads:=1"]
+    for name, value in demo_trigger(rate).items():
+        cmd += ["-p", f"trigger.{name}:={value}"]
     with log_path.open("w") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     context = rclpy.context.Context()
