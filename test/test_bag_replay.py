@@ -389,3 +389,24 @@ def test_status_only_bags_of_each_wsg_variant(recs, tmp_path, variant) -> None:
         assert (g.baseline == Verdict.LIFT) == (not empty)
     with pytest.raises(BagError, match="needs a status topic"):
         RecordOptions(joints=False).validate()
+
+
+def test_fast_joint_state_parser_matches_the_deserializer() -> None:
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import JointState
+
+    from tactile_grasp_predictor.replay.bag_source import parse_joint_state
+
+    for names, pos in (
+        (["a", "bcd"], [0.1, -0.25]),
+        (["x" * 5], [3.5]),
+        ([], []),
+        (["l", "r", "w"], [1e-3, 2.0, -7.0]),
+    ):
+        for frame_id in ("", "f", "frame12"):
+            msg = JointState(name=names, position=pos, velocity=[0.0] * len(pos))
+            msg.header.frame_id = frame_id
+            msg.header.stamp.sec = 17
+            assert parse_joint_state(serialize_message(msg)) == (names, pos)
+    with pytest.raises(ValueError):
+        parse_joint_state(serialize_message(JointState(name=["a"], position=[1.0]))[:40])  # cut in position

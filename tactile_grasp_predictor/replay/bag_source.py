@@ -316,6 +316,20 @@ def parse_image_meta(raw: bytes, compressed: bool) -> ImageMeta:
     return ImageMeta(stamp, encoding, height, width, step, big, off, n, False)
 
 
+def parse_joint_state(raw: bytes) -> tuple[list[str], list[float]]:
+    """Names and positions of a ``sensor_msgs/JointState`` without a full deserialisation."""
+    c = _Cdr(raw)
+    c.stamp()
+    c.string()  # frame_id
+    names = [c.string() for _ in range(c.u32())]
+    n = c.u32()
+    c._align(8)
+    if c.pos + 8 * n > len(raw):
+        raise ValueError("position runs past the end of the message")
+    positions = list(struct.unpack_from(("<" if c.le else ">") + f"{n}d", raw, c.pos))
+    return names, positions
+
+
 def check_image_meta(meta: ImageMeta) -> str | None:
     """Cheap validity check of an image without decoding pixels: the reason if unusable.
 
@@ -435,8 +449,12 @@ class JointWidth:
         """Width (m) or ``None`` with the reason (the node's adapter, :mod:`..gripper`)."""
         from tactile_grasp_predictor import gripper
 
-        cfg = gripper.JointWidthConfig(self.joint_names, self.scale, self.mode)  # type: ignore[arg-type]
-        return gripper.joint_state_width(list(names), [float(p) for p in positions], cfg)
+        key = (self.joint_names, self.scale, self.mode)
+        cached = self.__dict__.get("_cfg")
+        if cached is None or cached[0] != key:
+            cfg = gripper.JointWidthConfig(self.joint_names, self.scale, self.mode).validate()  # type: ignore[arg-type]
+            self.__dict__["_cfg"] = cached = (key, cfg)
+        return gripper.joint_state_width(names, positions, cached[1])
 
 
 @dataclass
@@ -596,12 +614,17 @@ class BagSource:
                 if bad:
                     return Skipped(t, topic, f"{where}: {bad}")
                 return FrameItem(t, meta.stamp, LazyImage(raw, meta, where))
-            msg = self._typestore.deserialize_cdr(raw, conn.msgtype)
             if topic == tp.joint_states:
-                width, why = self.joint_width.width(list(msg.name), msg.position)
+                try:
+                    names, positions = parse_joint_state(raw)
+                except (ValueError, IndexError, struct.error):  # odd layout: the full deserializer
+                    msg = self._typestore.deserialize_cdr(raw, conn.msgtype)
+                    names, positions = list(msg.name), [float(p) for p in msg.position]
+                width, why = self.joint_width.width(names, positions)
                 if width is None:
                     return Skipped(t, topic, f"{where}: {why}")
                 return GripperItem(t, topic, "joint", width_m=width)
+            msg = self._typestore.deserialize_cdr(raw, conn.msgtype)
             if topic == tp.moving:
                 return GripperItem(t, topic, "moving", moving=bool(msg.data))
             if topic == tp.outcome:
