@@ -104,6 +104,11 @@ def node_params(path: Path) -> dict[str, Any]:
         data = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read parameters: {exc}") from exc
+    if isinstance(data, dict):  # a file for several nodes: the predictor node's section (or /**)
+        for key in ("/predictor_node", "predictor_node", "/**"):
+            if isinstance(data.get(key), dict):
+                data = data[key]
+                break
     while isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), dict):
         data = next(iter(data.values()))  # unwrap /node_name: and ros__parameters:
     if isinstance(data, dict) and "ros__parameters" in data:
