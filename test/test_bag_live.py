@@ -131,7 +131,7 @@ def test_player_republishes_raw_messages_and_skips_unknown_types(tmp_path: Path)
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
-    from rclpy.qos import qos_profile_sensor_data
+    from rclpy.qos import QoSProfile, QoSReliabilityPolicy
     from rclpy.serialization import serialize_message
     from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import JointState
@@ -152,9 +152,10 @@ def test_player_republishes_raw_messages_and_skips_unknown_types(tmp_path: Path)
     clocks: list[Clock] = []
     try:
         sink = Node("sink", context=context)
-        sink.create_subscription(JointState, "/wsg50/joint_states", got.append, qos_profile_sensor_data)
+        keep_all = QoSProfile(depth=10_000, reliability=QoSReliabilityPolicy.RELIABLE)
+        sink.create_subscription(JointState, "/wsg50/joint_states", got.append, keep_all)
         sink.create_subscription(Clock, "/clock", clocks.append, 100)
-        player = BagPlayer(bag, rate=20.0, clock=True, clock_lead_s=0.0, context=context)
+        player = BagPlayer(bag, rate=5.0, clock=True, clock_lead_s=0.0, context=context)
         assert "/wsg50/status" in player.stats.skipped_topics  # the driver's type is not installed here
         assert "not installed" in player.stats.skipped_topics["/wsg50/status"]
         executor = SingleThreadedExecutor(context=context)
