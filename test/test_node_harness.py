@@ -174,11 +174,13 @@ def run_grasp(d: Driver, g: GraspScript, after_s: float = 0.3) -> None:
         time.sleep(0.02)
     if not g.joints_after_onset:
         d.joint(OPEN - 0.01)  # closing starts, then silence
+        d.joint(g.close_to)
         time.sleep(0.3)
         if g.frames_after:
             for i in range(40):
                 d.frame(g.tb_k + i, value=g.tb_value, bad=g.bad_after)
                 time.sleep(0.05)
+        _reopen(d, g.close_to)  # the gripper speaks again, opening: the gate re-arms
         return
     if g.never_settle:
         w = OPEN

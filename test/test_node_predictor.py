@@ -167,8 +167,8 @@ def test_parameters_are_declared_with_descriptors_and_validated(ros_context) -> 
         assert ok.successful and node.cfg["threshold"] == 0.7
         bad = node.set_parameters([Parameter("image_encodings", value=["rgb8", "yuv422"])])[0]
         assert not bad.successful and "yuv422" in bad.reason
-        cross = node.set_parameters([Parameter("trigger.settle_tolerance_m", value=0.01)])[0]
-        assert not cross.successful and "settle_tolerance_m" in cross.reason  # must stay below closing
+        cross = node.set_parameters([Parameter("trigger.tb_timeout_s", value=0.1)])[0]
+        assert not cross.successful and "tb_timeout_s" in cross.reason  # must exceed settle window + delay
         ro = node.set_parameters([Parameter("image_topic", value="/other")])[0]
         assert not ro.successful
     finally:

@@ -17,6 +17,9 @@ from tactile_grasp_predictor.decision import Decision, Verdict
 from tactile_grasp_predictor.errors import FrameError
 from tactile_grasp_predictor.image_codec import decode_image, encode_image
 
+#: Encodings decoded as views of the message buffer when rows are unpadded.
+_VIEWABLE = ("rgb8", "bgr8", "8UC3")
+
 
 def stamp_to_float(stamp: Time) -> float | None:
     """Seconds of a header stamp; ``None`` for the empty (zero) stamp many drivers send."""
@@ -34,7 +37,7 @@ def float_to_stamp(t: float | None) -> Time:
 
 
 def image_to_rgb(msg: Image, accepted: tuple[str, ...], topic: str = "image") -> np.ndarray:
-    """Decode a ``sensor_msgs/Image`` to RGB uint8 ``H x W x 3``.
+    """Decode a ``sensor_msgs/Image`` to RGB uint8 ``H x W x 3`` (a view where possible).
 
     Raises:
         FrameError: naming the topic and the field, for an encoding not in ``accepted``
@@ -44,6 +47,12 @@ def image_to_rgb(msg: Image, accepted: tuple[str, ...], topic: str = "image") ->
     if msg.encoding not in accepted:
         raise FrameError(f"{topic}: encoding {msg.encoding!r} not accepted (allowed: {', '.join(accepted)})")
     data = np.frombuffer(msg.data, dtype=np.uint8)  # zero-copy view of the message buffer
+    h, w = int(msg.height), int(msg.width)
+    if msg.encoding in _VIEWABLE and msg.step == 3 * w and data.size == 3 * w * h and h > 0 and w > 0:
+        # Unpadded 3-channel frames: a view, no copy (most frames are never Ta/Tb; the
+        # preprocessing copies the two that are). The view keeps the message buffer alive.
+        rgb = data.reshape(h, w, 3)  # H x W x 3
+        return rgb if msg.encoding == "rgb8" else rgb[:, :, ::-1]
     try:
         return decode_image(msg.encoding, msg.height, msg.width, msg.step, data, msg.is_bigendian)
     except FrameError as exc:

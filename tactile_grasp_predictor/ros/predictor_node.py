@@ -210,6 +210,14 @@ def load_predictor(cfg: NodeConfig) -> PredictorLike:
     return predictor
 
 
+def _owned(frame: Frame) -> Frame:
+    """Return the frame, with a C-contiguous copy of its image if it is strided (BGR view)."""
+    img = frame.image
+    if img.flags.c_contiguous:
+        return frame
+    return dataclasses.replace(frame, image=np.ascontiguousarray(img))
+
+
 class _RateMeter:
     """Message rate and age from the last receive times (bounded)."""
 
@@ -492,6 +500,8 @@ class PredictorNode(Node):
                                    reason="model_unavailable", ta=snapshot.ta, tb=snapshot.tb)
             decision = abort_decision(aborted, threshold=math.nan, now=self.now_s())
         else:
+            snapshot = dataclasses.replace(  # frames may be views of message buffers: own the two used
+                snapshot, ta=_owned(snapshot.ta), tb=_owned(snapshot.tb))
             decision = decide(snapshot, predictor, self._threshold(predictor), now=self.now_s())
             end = self.now_s()  # latency: Tb trigger -> decision, inference included
             decision = dataclasses.replace(decision, latency_ms=(end - snapshot.t_trigger) * 1000.0,

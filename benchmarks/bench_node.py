@@ -1,0 +1,247 @@
+"""predictor_node: decision latency over DDS beside the bare model, and resident memory under load.
+
+1. Latency: ``predictor_node`` runs as its own process with a ResNet-18 bundle of the
+   ``cpu`` size (random weights until a trained one exists: the cost is the same). This
+   process plays a gripper + GelSight driver: 640 x 480 frames at 60 Hz stamped with the
+   wall clock, JointStates at 200 Hz, and ≥ 200 quick grasps. For each decision received
+   here: ``received − Tb frame stamp`` (Tb trigger → decision received by a subscriber,
+   both DDS hops included) and the node's own ``latency_ms``. Beside them, in this run:
+   the bare model (``Predictor.predict`` on the same frames, and the forward pass alone).
+2. Memory: the node's resident set size (VmRSS from /proc) sampled while 60 Hz 640 x 480
+   frames stream and grasps come and go, after warm-up; flat means bounded.
+
+``python -m benchmarks node`` (short run) or ``python benchmarks/bench_node.py --grasps 200
+--memory-s 300`` (the issue's 5 minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST_TRIGGER = {  # short settle and delay: many grasps per minute; latency does not depend on them
+    "trigger.settle_window_s": 0.06, "trigger.tb_delay_s": 0.0, "trigger.tb_timeout_s": 2.0,
+    "trigger.gripper_silence_s": 1.0,
+}
+
+
+def _bundle(tmp: Path) -> Path:
+    sys.path.insert(0, str(ROOT / "test"))
+    from bundles import make_random_bundle  # the cpu-size ResNet-18 through the real write path
+
+    return make_random_bundle(tmp / "bundle", arch="resnet18", size=96)
+
+
+def bare_model(bundle: Path, frames: list[np.ndarray], n: int = 60) -> dict[str, float]:
+    """Predictor.predict (preprocessing + forward) and the forward alone, batch 1, ms."""
+    import torch
+
+    from tactile_grasp_predictor.predictor import Predictor
+    from tactile_grasp_predictor.preprocess import preprocess_pair
+
+    torch.set_num_threads(1)
+    pred = Predictor.from_bundle(bundle, num_threads=1)
+    pred.warm_up()
+    ta, tb = frames[0], frames[1]
+    x = preprocess_pair(ta, tb, pred.preprocess)
+    t_pred, t_fwd = [], []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        pred.predict(ta, tb)
+        t_pred.append((time.perf_counter() - t0) * 1e3)
+        t0 = time.perf_counter()
+        pred.predict_tensor(x)
+        t_fwd.append((time.perf_counter() - t0) * 1e3)
+    return {"predict_p50": float(np.median(t_pred)), "predict_p99": float(np.percentile(t_pred, 99)),
+            "forward_p50": float(np.median(t_fwd)), "forward_p99": float(np.percentile(t_fwd, 99))}
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return math.nan
+
+
+class Driver:
+    """Publishes 60 Hz frames and 200 Hz joint states; runs grasps on request; records decisions."""
+
+    def __init__(self, context: object, hw: tuple[int, int]) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.node import Node
+        from sensor_msgs.msg import Image, JointState
+        from tactile_grasp_msgs.msg import GraspDecision
+
+        from tactile_grasp_predictor.ros.sim_robot_node import DRIVER_QOS
+
+        self.node = Node("bench_driver", context=context)
+        self.img_pub = self.node.create_publisher(Image, "/gelsight/image_raw", DRIVER_QOS)
+        self.joint_pub = self.node.create_publisher(JointState, "/joint_states", DRIVER_QOS)
+        self.decisions: list[tuple[float, Any]] = []
+        self.node.create_subscription(GraspDecision, "/predictor_node/decision",
+                                      lambda m: self.decisions.append((time.time(), m)), 50)
+        self.frame_rates: list[float] = []  # the node's own figure, from /diagnostics
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._diag, 10)
+        rng = np.random.default_rng(0)
+        self.frames = [rng.integers(0, 256, (*hw, 3), dtype=np.uint8) for _ in range(4)]
+        self.width = 0.08
+        self.stop = threading.Event()
+
+    def _diag(self, msg: Any) -> None:
+        for st in msg.status:
+            for kv in st.values:
+                if kv.key == "frame_rate_hz" and float(kv.value) > 0:
+                    self.frame_rates.append(float(kv.value))
+
+    def stream(self) -> None:
+        """60 Hz frames (wall-clock stamps) and 200 Hz joint states until stopped."""
+        from builtin_interfaces.msg import Time
+
+        from tactile_grasp_predictor.ros.conversions import finger_joint_state, rgb_to_image
+        from tactile_grasp_predictor.ros.sim_robot_node import FINGER_JOINTS
+
+        msgs = [rgb_to_image(f, "rgb8", Time(), "gelsight_left") for f in self.frames]
+        t0 = time.monotonic()
+        k = 0
+        next_frame = t0
+        while not self.stop.is_set():
+            now = time.monotonic()
+            if now >= next_frame:
+                msg = msgs[k % len(msgs)]
+                ns = time.time_ns()
+                msg.header.stamp = Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+                self.img_pub.publish(msg)
+                k += 1
+                next_frame += 1 / 60
+            self.joint_pub.publish(finger_joint_state(self.width, Time(), FINGER_JOINTS))
+            self.stop.wait(0.005)
+
+    def grasp(self) -> None:
+        """Close 80 → 40 mm in 0.1 s, hold until decided (or 2 s), open."""
+        n0 = len(self.decisions)
+        for w in np.linspace(0.08, 0.04, 10):
+            self.width = float(w)
+            time.sleep(0.01)
+        deadline = time.monotonic() + 2.0
+        while len(self.decisions) == n0 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.05)
+        self.width = 0.08
+        time.sleep(0.15)
+
+
+def main(grasps: int | None = None, memory_s: float | None = None, hw: tuple[int, int] = (480, 640)) -> None:
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    from tactile_grasp_predictor.ros.conversions import stamp_to_float
+
+    grasps = grasps or int(os.environ.get("TGP_BENCH_NODE_GRASPS", "200"))
+    memory_s = memory_s if memory_s is not None else float(os.environ.get("TGP_BENCH_NODE_MEMORY_S", "60"))
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        bundle = _bundle(tmp)
+        domain = str(100 + (os.getpid() + 37) % 100)
+        env = dict(os.environ, ROS_DOMAIN_ID=domain, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+                   ROS_LOCALHOST_ONLY="1")
+        os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE",
+                                              "ROS_LOCALHOST_ONLY")})
+        cmd = [sys.executable, "-m", "tactile_grasp_predictor.ros.predictor_node", "--ros-args",
+               "-p", f"bundle_path:={bundle}", "-p", "num_threads:=1", "--log-level", "warn"]
+        for k, v in FAST_TRIGGER.items():
+            cmd += ["-p", f"{k}:={v}"]
+        log = (tmp / "node.log").open("w")
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        context = rclpy.context.Context()
+        rclpy.init(context=context)
+        driver = Driver(context, hw)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(driver.node)
+        spin = threading.Thread(target=executor.spin, daemon=True)
+        spin.start()
+        streamer = threading.Thread(target=driver.stream, daemon=True)
+        try:
+            deadline = time.monotonic() + 120
+            while driver.img_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            streamer.start()
+            time.sleep(3.0)  # model load + warm-up in the node
+            for _ in range(3):  # warm-up grasps
+                driver.grasp()
+            driver.decisions.clear()
+            t_start = time.monotonic()
+            for _ in range(grasps):
+                driver.grasp()
+            lat_wall = time.monotonic() - t_start
+            n_lat = len(driver.decisions)
+            rates = list(driver.frame_rates)
+            rows = [(recv, m) for recv, m in driver.decisions if m.reason == "model"]
+            e2e = [(recv - (stamp_to_float(m.tb_stamp) or math.nan)) * 1e3 for recv, m in rows]
+            node_ms = [float(m.latency_ms) for _, m in rows]
+            reasons: dict[str, int] = {}
+            for _, m in driver.decisions[:n_lat]:
+                reasons[m.reason] = reasons.get(m.reason, 0) + 1
+            # Memory under 60 Hz 640 x 480 with grasps in between.
+            samples = []
+            t_mem = time.monotonic()
+            while time.monotonic() - t_mem < memory_s:
+                driver.grasp()
+                samples.append((time.monotonic() - t_mem, rss_mb(proc.pid)))
+                time.sleep(0.3)
+        finally:
+            driver.stop.set()
+            executor.shutdown(timeout_sec=5)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            driver.node.destroy_node()
+            rclpy.shutdown(context=context)
+            log.close()
+        bare = bare_model(bundle, driver.frames)
+
+    p50, p99 = float(np.percentile(e2e, 50)), float(np.percentile(e2e, 99))
+    n50, n99 = float(np.percentile(node_ms, 50)), float(np.percentile(node_ms, 99))
+    print(f"frames {hw[1]}x{hw[0]} rgb8 at 60 Hz, joint states 200 Hz; cpu-size ResNet-18 bundle "
+          f"(random weights), torch backend, 1 thread")
+    print(f"grasps {n_lat} decided in {lat_wall:.0f} s; reasons {reasons}; frame rate seen by the node "
+          f"p50 {np.median(rates) if rates else math.nan:.1f} Hz (min {min(rates, default=math.nan):.1f})")
+    print(f"decision latency, Tb frame published -> decision received (DDS, {len(e2e)} grasps): "
+          f"p50 {p50:.2f} ms  p99 {p99:.2f} ms")
+    print(f"decision latency inside the node (Tb received -> decision published):  "
+          f"p50 {n50:.2f} ms  p99 {n99:.2f} ms")
+    print(f"bare model, same run: predict (preprocess + forward) p50 {bare['predict_p50']:.2f} ms "
+          f"p99 {bare['predict_p99']:.2f} ms; forward alone p50 {bare['forward_p50']:.2f} ms")
+    print(f"node overhead over the bare predict: p50 {p50 - bare['predict_p50']:+.2f} ms end to end, "
+          f"{n50 - bare['predict_p50']:+.2f} ms inside the node; "
+          f"ratio e2e/bare {p50 / bare['predict_p50']:.2f}")
+    if samples:
+        t = np.array([s[0] for s in samples])
+        r = np.array([s[1] for s in samples])
+        half = len(r) // 2
+        slope = float(np.polyfit(t[half:], r[half:], 1)[0]) * 60 if len(r) > 4 else math.nan
+        print(f"node RSS over {memory_s:.0f} s of 60 Hz frames with {len(samples)} grasps: "
+              f"first {r[0]:.0f} MB, max {r.max():.0f} MB, last {r[-1]:.0f} MB; "
+              f"second-half slope {slope:+.2f} MB/min")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--grasps", type=int, default=200)
+    parser.add_argument("--memory-s", type=float, default=60.0, help="memory run length (issue: 300)")
+    a = parser.parse_args()
+    main(a.grasps, a.memory_s)
