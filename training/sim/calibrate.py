@@ -150,7 +150,7 @@ def measure(d: dict[str, Any], seed: int = 0, epochs: int = 12) -> dict[str, flo
     return res
 
 
-def picture_grid(d: dict[str, Any], path: Path, rows: int = 8) -> None:
+def picture_grid(d: dict[str, Any], path: Path, rows: int = 6) -> None:
     """Save a PNG grid: Ta, Tb, Tc, Tb - Ta of ``rows`` trials (half successes, half failures)."""
     import matplotlib
 
@@ -175,7 +175,7 @@ def picture_grid(d: dict[str, Any], path: Path, rows: int = 8) -> None:
         axes[r, 0].set_ylabel(f"{d['kind'][i]}\n{'LIFT ok' if y[i] else 'FAIL'}", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=60)
+    fig.savefig(path, dpi=55)
     plt.close(fig)
 
 

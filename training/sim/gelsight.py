@@ -149,7 +149,8 @@ class GelSightRenderer:
         dome = cv2.resize(cal.gel_dome_mm, (width, height), interpolation=area)
         self.dome = torch.from_numpy(dome).float()  # H x W, <= 0
         self.bins = cal.poly_rgb.shape[1]
-        self.poly = torch.from_numpy(cal.poly_rgb).float().reshape(3, self.bins * self.bins, 6)
+        poly = torch.from_numpy(cal.poly_rgb).float().reshape(3, self.bins * self.bins, 6)
+        self.poly_rows = poly.permute(1, 0, 2).contiguous()  # B*B x 3 x 6: one row per (slope, direction) bin
         # polynomial features in full-resolution pixel coordinates at our pixel centres
         xs = (np.arange(width) + 0.5) * FULL_W / width - 0.5
         ys = (np.arange(height) + 0.5) * FULL_H / height - 0.5
@@ -194,9 +195,9 @@ class GelSightRenderer:
         i_dir = torch.clamp(((direction + math.pi) / (2 * math.pi / b)).long(), 0, b)
         i_dir = torch.where(i_mag == 0, b // 2, i_dir)  # no slope, no direction: one bin (numerical noise)
         idx = (i_mag * self.bins + i_dir).reshape(-1)  # N*H*W
-        coef = self.poly[:, idx].reshape(3, n, h * w, 6)  # 3 x N x HW x 6
-        val = (coef * self.features[None, None]).sum(-1)  # 3 x N x HW
-        return val.permute(1, 0, 2).reshape(n, 3, h, w)
+        coef = self.poly_rows.index_select(0, idx).reshape(n, h * w, 3, 6)  # N x HW x 3 x 6
+        val = (coef * self.features[None, :, None, :]).sum(-1)  # N x HW x 3
+        return val.permute(0, 2, 1).reshape(n, 3, h, w)
 
     @torch.no_grad()
     def render_float(self, height_mm: np.ndarray | torch.Tensor) -> torch.Tensor:

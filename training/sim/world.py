@@ -157,7 +157,7 @@ class GraspWorld:
 
     def set_opening(self, width: float, instant: bool = False) -> None:
         """Command the finger opening (m); ``instant`` also teleports the fingers there."""
-        half = float(np.clip(width / 2, -0.03, STROKE_M / 2))
+        half = min(max(width / 2, -0.03), STROKE_M / 2)
         self.data.ctrl[4:6] = half
         if instant:
             for s in "AB":
