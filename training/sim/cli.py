@@ -2,7 +2,8 @@
 
 Trial ``i`` of a run depends only on ``(seed, i)`` and the image options, so shards are
 the same bytes whatever ``--workers`` is, and an interrupted run resumes by skipping the
-shards already written (each is written atomically).
+shards already written (each is written atomically). Worker processes simulate a few
+trials at a time; the main process collects them in order and writes each shard.
 
 Example:
     tgp simulate --trials 300 --seed 7 --out data/sim
@@ -12,11 +13,9 @@ Example:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import multiprocessing as mp
 import os
-import queue
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -26,9 +25,9 @@ from tactile_grasp_predictor.errors import ConfigError
 
 MANIFEST = "sim_manifest.json"
 STREAM_SHARD_SIZE = 25  # frame streams are large: smaller shards by default
+CHUNK = 4  # trials per work item sent to a worker process
 
 _SIM: Any = None  # per-process TrialSimulator
-_PROGRESS: Any = None  # per-process progress queue
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,28 +75,21 @@ def _config(args: argparse.Namespace) -> Any:
     )
 
 
-def _init_worker(config: Any, progress: Any) -> None:
+def _init_worker(config: Any) -> None:
+    import cv2
     import torch
 
     from training.sim.protocol import TrialSimulator
 
     torch.set_num_threads(1)
-    global _SIM, _PROGRESS
+    cv2.setNumThreads(1)
+    global _SIM
     _SIM = TrialSimulator(config)
-    _PROGRESS = progress
 
 
-def _simulate_shard(job: tuple[int, int, int, str, int]) -> str:
-    from training.data.shard_writer import write_shard
-
-    seed, start, stop, path, level = job
-    trials = []
-    for i in range(start, stop):
-        trials.append(_SIM.simulate(seed, i))
-        if _PROGRESS is not None:
-            _PROGRESS.put(1)
-    write_shard(path, trials, compression_level=level)
-    return path
+def _simulate_chunk(item: tuple[int, int, int]) -> list[dict[str, Any]]:
+    seed, start, stop = item
+    return [_SIM.simulate(seed, i) for i in range(start, stop)]
 
 
 def shard_jobs(
@@ -128,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
     """Simulate ``args.trials`` trials into ``args.out``; returns 0 on success."""
     from tqdm import tqdm
 
+    from training.data.shard_writer import write_shard
+
     config = _config(args)
     shard_size = args.shard_size or (STREAM_SHARD_SIZE if args.streams else 250)
     if shard_size < 1:
@@ -151,28 +145,37 @@ def run(args: argparse.Namespace) -> int:
     done = sum(j[2] - j[1] for j in jobs if Path(j[3]).is_file())
     if done:
         print(f"resuming: {len(jobs) - len(todo)} shard(s) with {done} trials already in {out}")
+    # work items: a few trials each, never across a shard boundary; shards are written in order
+    items = [
+        (args.seed, a, min(a + CHUNK, stop))
+        for (_, start, stop, _, _) in todo
+        for a in range(start, stop, CHUNK)
+    ]
     workers = args.workers or (os.cpu_count() or 1)
-    workers = max(1, min(workers, len(todo))) if todo else 1
+    workers = max(1, min(workers, len(items))) if items else 1
     t0 = time.perf_counter()
     bar = tqdm(total=args.trials, initial=done, unit="trial", desc="simulate", disable=args.no_progress)
+    pending: list[dict[str, Any]] = []
+    remaining = list(todo)
+
+    def collect(chunk: list[dict[str, Any]]) -> None:
+        pending.extend(chunk)
+        bar.update(len(chunk))
+        while remaining and len(pending) >= remaining[0][2] - remaining[0][1]:
+            _seed, start, stop, path, level = remaining.pop(0)
+            write_shard(path, pending[: stop - start], compression_level=level)
+            del pending[: stop - start]
+
     if workers == 1:
-        progress: Any = queue.SimpleQueue()
-        _init_worker(config, progress)
-        for job in todo:
-            _simulate_shard(job)
-            while not progress.empty():
-                bar.update(progress.get())
+        _init_worker(config)
+        for item in items:
+            collect(_simulate_chunk(item))
     else:
         ctx = mp.get_context("fork")
-        progress = ctx.Queue()
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(config, progress)) as pool:
-            pending = pool.map_async(_simulate_shard, todo, chunksize=1)
-            while not pending.ready():
-                with contextlib.suppress(queue.Empty):
-                    bar.update(progress.get(timeout=0.2))
-            pending.get()  # re-raise a worker's error
-            while not progress.empty():
-                bar.update(progress.get())
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(config,)) as pool:
+            for chunk in pool.imap(_simulate_chunk, items):
+                collect(chunk)
+    assert not remaining and not pending
     bar.close()
     dt = time.perf_counter() - t0
     made = args.trials - done
