@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -19,7 +20,8 @@ import torch
 TARGET = 25.0
 
 
-def _simulate(trials: int, workers: int, out: Path) -> float:
+def _simulate(trials: int, workers: int, out: Path) -> tuple[float, float]:
+    """Run ``tgp simulate``; return (trials/s wall clock, CPU seconds per trial over all processes)."""
     from training.sim import cli
 
     p = argparse.ArgumentParser()
@@ -39,9 +41,15 @@ def _simulate(trials: int, workers: int, out: Path) -> float:
             "--no-progress",
         ]
     )
+    cpu0 = _cpu()
     t0 = time.perf_counter()
     cli.run(args)
-    return trials / (time.perf_counter() - t0)
+    return trials / (time.perf_counter() - t0), (_cpu() - cpu0) / trials
+
+
+def _cpu() -> float:
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def main() -> None:
@@ -51,12 +59,18 @@ def main() -> None:
     torch.set_num_threads(1)
     n = int(os.environ.get("BENCH_SIM_TRIALS", "60"))
     with tempfile.TemporaryDirectory() as tmp:
-        one = _simulate(n // 2, 1, Path(tmp) / "w1")
-        two = _simulate(n, 2, Path(tmp) / "w2")
-    print(f"tgp simulate 160x120, 1 worker : {one:6.1f} trials/s")
+        one, cpu_one = _simulate(n // 2, 1, Path(tmp) / "w1")
+        two, cpu_two = _simulate(n, 2, Path(tmp) / "w2")
+    print(f"tgp simulate 160x120, 1 worker : {one:6.1f} trials/s  (CPU {cpu_one * 1e3:.0f} ms/trial)")
     print(
         f"tgp simulate 160x120, 2 workers: {two:6.1f} trials/s  (x{two / one:.2f} vs 1 worker; "
         f"target {TARGET:.0f}: {'met' if two >= TARGET else 'NOT met'}, {two / TARGET:.2f} of it)"
+    )
+    ideal = 2.0 / cpu_two
+    print(
+        f"CPU {cpu_two * 1e3:.0f} ms/trial with 2 workers -> {ideal:.1f} trials/s on 2 otherwise idle cores "
+        f"({ideal / TARGET:.2f} of the target; load average now {os.getloadavg()[0]:.1f}, "
+        f"{os.cpu_count()} cores)"
     )
 
     sim = TrialSimulator(SimConfig())
