@@ -111,11 +111,12 @@ def test_table1_rows_report_and_plot(tmp_path: Path) -> None:
     cfg = load_config("tiny", ["epochs=1", "label_fractions=[0.1, 1.0]"])
     full = synthetic_set(96, cfg.resize_hw, seed=4)
     train_set, test_set = full.subset(range(64)), full.subset(range(64, 96))
-    rows = run_table(cfg, train_set, test_set, tmp_path, ("moco", "supervised"), (0,), progress=False)
+    rows = run_table(cfg, train_set, test_set, tmp_path, ("moco", "supervised", "random_init"), (0,),
+                     progress=False)
     got = {(r.method, r.probe, r.fraction) for r in rows}
     assert {("moco", p, f) for p in ("knn", "svm", "mlp") for f in (0.1, 1.0)} <= got
     assert {("supervised", "head", 0.1), ("supervised", "head", 1.0), ("supervised", "mlp", 1.0)} <= got
-    assert ("majority", "majority", 1.0) in got
+    assert ("majority", "majority", 1.0) in got and ("random_init", "mlp", 0.1) in got
     sup10 = next(r for r in rows if (r.method, r.probe, r.fraction) == ("supervised", "head", 0.1))
     assert sup10.n_labels == 6  # 10 % of 64 stratified, at least 2 per class
     info = {"kind": "synthetic", "seed": 0, "n_train": 64, "n_test": 32}

@@ -37,10 +37,11 @@ from training.train import TactileSet, load_splits, synthetic_set, train
 log = logging.getLogger("tgp.table1")
 
 SSL_METHODS = ("moco", "memory_bank", "triplet", "triplet_label", "autoencoder")
+CONTROLS = ("random_init",)  # an untrained encoder: what the probes get from the architecture alone
 LABELS = {
     "moco": "MoCo v2", "memory_bank": "Memory bank", "triplet": "Triplet (label-free)",
     "triplet_label": "Triplet (labels, paper)", "autoencoder": "Autoencoder",
-    "supervised": "Supervised from scratch",
+    "supervised": "Supervised from scratch", "random_init": "Random init (control)",
 }
 # Table I of the seed paper (Calandra dataset, left GelSight, ResNet-50): accuracy % for KNN / SVM / MLP
 PAPER = {
@@ -62,6 +63,7 @@ class Row:
     n_labels: int
     accuracy: float
     train_seconds: float
+    job_seconds: float = 0.0  # training + features + probes of the whole (method, seed) job
 
 
 @torch.no_grad()
@@ -101,10 +103,23 @@ def run_table(cfg: TrainConfig, train_set: TactileSet, test_set: TactileSet, out
     bar = tqdm(jobs, desc="table1", disable=not progress)
     for seed, method in bar:
         bar.set_postfix(method=method, seed=seed)
-        start = len(rows)
         if not any(r.seed == seed and r.method == "majority" for r in rows):
             rows.append(Row(seed, "majority", "majority", 1.0, 0, majority, 0.0))
-        if method == "supervised":
+        start = len(rows)
+        done_file = out / "runs" / f"{method}-s{seed}.rows.json"
+        key = {"config": cfg.to_dict(), "probes": list(probes), "n_train": len(train_set),
+               "n_test": len(test_set)}
+        if done_file.exists():
+            saved = json.loads(done_file.read_text())
+            if saved.get("key") == json.loads(json.dumps(key)):
+                rows += [Row(**r) for r in saved["rows"]]
+                log.info("%s seed %d: reusing the finished job (%s)", method, seed, done_file)
+                continue
+        t_job = time.perf_counter()
+        if method == "random_init":
+            res = _untrained(cfg, train_set, seed)
+            rows += _probe_rows(res, train_set, test_set, cfg, probes, cfg.label_fractions, seed, method, 0.0)
+        elif method == "supervised":
             for frac in cfg.label_fractions:
                 sub = label_subset(train_set.labels, frac, seed)
                 scfg = replace(supervised_config(cfg, len(train_set), len(sub)), seed=seed)
@@ -126,7 +141,35 @@ def run_table(cfg: TrainConfig, train_set: TactileSet, test_set: TactileSet, out
         with (out / "rows.jsonl").open("a") as fh:
             for r in rows[start:]:
                 fh.write(json.dumps(r.__dict__) + "\n")
+        done_file.parent.mkdir(parents=True, exist_ok=True)
+        job_s = time.perf_counter() - t_job
+        for r in rows[start:]:
+            r.job_seconds = job_s
+        done_file.write_text(json.dumps({"key": key, "rows": [r.__dict__ for r in rows[start:]]}))
     return rows
+
+
+def _untrained(cfg: TrainConfig, train_set: TactileSet, seed: int) -> Any:
+    """Build a randomly initialised encoder (BN statistics from the data), shaped like a TrainResult."""
+    from types import SimpleNamespace
+
+    from training.methods import build_method
+    from training.train import preprocess_for
+
+    torch.manual_seed(seed)
+    pp = preprocess_for(cfg, train_set)
+    method = build_method(replace(cfg, method="triplet"), pp, len(train_set))
+    bns = [m for m in method.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average over the passes below
+    method.train()
+    with torch.no_grad():
+        for i in range(0, min(len(train_set), 8 * cfg.batch_size), cfg.batch_size):
+            x = preprocess_batch(train_set.before[i : i + cfg.batch_size],
+                                 train_set.during[i : i + cfg.batch_size], pp)
+            method.encoder.features(x.contiguous(memory_format=torch.channels_last))
+    return SimpleNamespace(method=method, preprocess=pp)
 
 
 def _probe_rows(res: Any, train_set: TactileSet, test_set: TactileSet, cfg: TrainConfig,
@@ -151,6 +194,11 @@ def _agg(rows: list[Row], method: str, probe: str, frac: float) -> tuple[float, 
     return float(np.mean(acc)), float(np.std(acc)), len(acc)
 
 
+def _job_minutes(rows: list[Row]) -> float:
+    jobs = {(r.seed, r.method): r.job_seconds for r in rows}
+    return sum(jobs.values()) / 60
+
+
 def _fmt(m: float, s: float, n: int) -> str:
     if n == 0 or math.isnan(m):
         return "–"
@@ -164,12 +212,13 @@ def write_report(rows: list[Row], out: Path, cfg: TrainConfig, info: dict[str, A
         w = csv.DictWriter(fh, fieldnames=list(Row.__dataclass_fields__))
         w.writeheader()
         w.writerows(r.__dict__ for r in rows)
-    methods = [m for m in (*SSL_METHODS, "supervised") if any(r.method == m for r in rows)]
+    methods = [m for m in (*SSL_METHODS, "supervised", *CONTROLS) if any(r.method == m for r in rows)]
     seeds = sorted({r.seed for r in rows})
     lines = [
         "# Table I: grasp-outcome accuracy (%) from frozen features, left GelSight Tb − Ta", "",
         f"Command: `{command}`  ",
-        f"Wall time: {seconds / 60:.1f} min; seeds {seeds} (mean ± std over seeds)  ",
+        f"Compute time of all jobs: {_job_minutes(rows):.1f} min (this invocation: {seconds / 60:.1f} min "
+        f"wall, finished jobs are reused); seeds {seeds} (mean ± std over seeds)  ",
         f"Split: {info.get('kind')} (seed {info.get('seed')}), {info.get('n_train')} train / "
         f"{info.get('n_test')} test trials  ",
         f"Config: {cfg.name} — {cfg.arch}, {cfg.crop}px crops of {cfg.resize_hw[0]}x{cfg.resize_hw[1]}, "
@@ -261,8 +310,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--synthetic", type=int, default=0, metavar="N", help="N synthetic trials instead")
     parser.add_argument("--out", type=Path, default=Path("results/table1"), help="report directory")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
-    parser.add_argument("--methods", default=",".join((*SSL_METHODS, "supervised")),
-                        help="comma-separated subset of " + ",".join((*SSL_METHODS, "supervised")))
+    every = ",".join((*SSL_METHODS, "supervised", *CONTROLS))
+    parser.add_argument("--methods", default=every, help="comma-separated subset of " + every)
     parser.add_argument("--probes", default=",".join(PROBES))
     add_common_arguments(parser)
 
