@@ -106,25 +106,37 @@ def test_offline_and_live_replay_give_the_same_decisions(tmp_path: Path) -> None
         return None if t.sec == 0 and t.nanosec == 0 else t.sec + t.nanosec * 1e-9
 
     assert len(offline.grasps) == n
-    assert live_frames == offline.frames, "every frame reached the node (none dropped by best-effort QoS)"
     if bag.name == "live":  # the synthetic bag covers both a model decision and a no-part abort
         assert {g.decision.reason for g in offline.grasps} >= {"model", "no_part_found"}
     live = {m.grasp_id: m for m in received}
-    assert sorted(live) == list(range(1, n + 1)), f"live decisions for grasps {sorted(live)}"
+    dropped = offline.frames - live_frames  # the node's image subscription is best effort
+    mismatches = []
     for g in offline.grasps:
-        m, d = live[g.grasp_id], g.decision
-        assert (m.verdict, m.reason) == (int(d.verdict), d.reason), f"grasp {g.grasp_id}"
+        m, d = live.get(g.grasp_id), g.decision
+        if m is None:
+            mismatches.append(f"grasp {g.grasp_id}: no live decision")
+            continue
+        same = (m.verdict, m.reason) == (int(d.verdict), d.reason)
         for live_t, off_t in ((stamp(m.ta_stamp), d.ta_stamp), (stamp(m.tb_stamp), d.tb_stamp)):
-            if off_t is None:
-                assert live_t is None
-            else:
-                assert live_t == pytest.approx(off_t, abs=1e-6), f"grasp {g.grasp_id}: same Ta/Tb frames"
+            same &= live_t is None if off_t is None else live_t is not None and abs(live_t - off_t) < 1e-6
         if d.reason == "model":
-            assert m.p_success == pytest.approx(d.p_success, abs=1e-5)
+            same &= abs(m.p_success - d.p_success) < 1e-5
+        if not same:
+            mismatches.append(
+                f"grasp {g.grasp_id}: live {m.verdict}/{m.reason} "
+                f"Ta {stamp(m.ta_stamp)} Tb {stamp(m.tb_stamp)} "
+                f"p {m.p_success:.4f}; offline {int(d.verdict)}/{d.reason} Ta {d.ta_stamp} Tb {d.tb_stamp} "
+                f"p {d.p_success:.4f}"
+            )
     print(
-        f"{bag.name}: {n} grasps, live == offline for all; reasons "
-        f"{sorted({g.decision.reason for g in offline.grasps})}; playback late by <= {stats.late_s_max:.3f} s"
+        f"{bag.name}: {n} grasps, {n - len(mismatches)} identical live and offline; frames dropped live: "
+        f"{dropped}; reasons {sorted({g.decision.reason for g in offline.grasps})}; "
+        f"playback late by <= {stats.late_s_max:.3f} s"
     )
+    assert not mismatches, f"{len(mismatches)} grasps differ ({dropped} frames dropped live):\n" + "\n".join(
+        mismatches[:20]
+    )
+    assert len(live) == n, f"live decisions for grasps {sorted(live)}"
 
 
 def test_player_republishes_raw_messages_and_skips_unknown_types(tmp_path: Path) -> None:

@@ -431,7 +431,7 @@ def write_bag(
                     "trial": k + 1,
                     "source": rec.name,
                     "t_start": round(EPOCH_S + t0, 6),
-                    "t_end": round(EPOCH_S + t_stop + opts.gap_s / 2, 6),
+                    "t_end": round(EPOCH_S + t_stop + dt, 6),  # = the next trial's start
                     "t_close": round(EPOCH_S + t0 + t_close, 6) if np.isfinite(t_close) else "",
                     "label": "" if rec.success is None else int(rec.success),
                 }
