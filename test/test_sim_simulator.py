@@ -162,6 +162,9 @@ def test_bad_options_are_config_errors(tmp_path: Path) -> None:
         _run_cli("--trials", "2", "--out", str(tmp_path), "--width", "1280", "--height", "960")
     with pytest.raises(ConfigError, match="trials"):
         _run_cli("--trials", "0", "--out", str(tmp_path))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="not a directory"):
+        _run_cli("--trials", "2", "--out", str(tmp_path / "file"))
 
 
 def test_streams_hold_the_snapshot_frames() -> None:

@@ -127,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
     if shard_size < 1:
         raise ConfigError(f"--shard-size must be >= 1, got {shard_size}")
     out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
     cfg = asdict(config)
     cfg["ray_grid"] = list(cfg["ray_grid"])
