@@ -89,6 +89,19 @@ def test_winkler_depth_balances_force() -> None:
     assert d == 0.0 and (hm == FAR_MM).all()
 
 
+def test_flat_face_on_the_domed_gel_grows_a_patch(renderer: GelSightRenderer) -> None:
+    dome = renderer.dome.numpy()  # <= 0, 0 at the top of the gel
+    flat = np.zeros_like(dome)  # a flat face on the pad plane
+    pixel_area = renderer.mm_per_px[0] * renderer.mm_per_px[1]
+    patches = []
+    for force in (5.0, 30.0):
+        hm, _depth = gel.height_map(flat, force, pixel_area, dome_mm=dome)
+        pressed = np.maximum(dome - hm, 0)  # indentation of the gel
+        assert gel.GEL_STIFFNESS * pixel_area * pressed.sum() == pytest.approx(force, rel=1e-4)
+        patches.append(int((pressed > 0).sum()))
+    assert 0 < patches[0] < patches[1] < flat.size
+
+
 def test_higher_grip_force_presses_deeper_and_wider() -> None:
     sim = TrialSimulator(SimConfig(noise_std=0.0))
     for index in range(12):  # the first trial whose grasp makes contact at both forces

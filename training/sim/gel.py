@@ -50,18 +50,27 @@ def indentation_depth(
 
 
 def height_map(
-    gap_mm: np.ndarray, force_n: float, pixel_area_mm2: float, stiffness: float = GEL_STIFFNESS
+    gap_mm: np.ndarray,
+    force_n: float,
+    pixel_area_mm2: float,
+    stiffness: float = GEL_STIFFNESS,
+    dome_mm: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
     """Height map (mm) for the renderer and the indentation depth (mm).
 
+    ``gap_mm`` is measured from the pad plane, which touches the top of the gel's dome;
+    ``dome_mm`` (<= 0, 0 at the top; the renderer's ``dome``) is how far the untouched gel
+    surface lies below that plane, so the springs' free length adds to the gap there:
+    a flat face first touches the middle of the pad and its patch grows with the force.
     Without force the object only hovers: the gap itself (clipped at 0). With force, the
-    shape relative to the closest point, sunk by the Winkler depth.
+    object is placed so that the Winkler bed carries the force.
     """
     finite = np.isfinite(gap_mm)
     if force_n < MIN_FORCE_N or not finite.any():
         hm = np.where(finite, np.maximum(gap_mm, 0.0), FAR_MM)
         return np.minimum(hm, FAR_MM).astype(np.float32), 0.0
-    delta = indentation_depth(gap_mm, force_n, pixel_area_mm2, stiffness)
-    g0 = gap_mm[finite].min()
+    free = gap_mm if dome_mm is None else gap_mm - dome_mm  # distance to the untouched gel surface
+    delta = indentation_depth(free, force_n, pixel_area_mm2, stiffness)
+    g0 = free[finite].min()
     hm = np.where(finite, gap_mm - g0 - delta, FAR_MM)
     return np.minimum(hm, FAR_MM).astype(np.float32), delta

@@ -68,6 +68,7 @@ class TrialSimulator:
         self.cfg = config
         self.objects = objects if objects is not None else catalogue()
         self.renderer = GelSightRenderer(config.width, config.height)
+        self.dome_mm = self.renderer.dome.numpy().astype(np.float32)  # H x W, <= 0
         if config.ray_grid == (0, 0):
             config = dataclasses.replace(
                 config, ray_grid=(math.ceil(0.4 * config.width), math.ceil(0.4 * config.height))
@@ -279,7 +280,7 @@ class TrialSimulator:
         coarse = np.where(finite, gap_mm + tex, FAR_MM).astype(np.float32)
         g = cv2.resize(coarse, (cfg.width, cfg.height), interpolation=cv2.INTER_LINEAR)
         g_inf = np.where(g > FAR_MM * 0.5, np.inf, g)
-        hm, depth = gel.height_map(g_inf, force, self.pixel_area_mm2)
+        hm, depth = gel.height_map(g_inf, force, self.pixel_area_mm2, dome_mm=self.dome_mm)
         if info is not None and side == "A":
             info["depth_A"] = depth
             info["contact_px_A"] = float((hm < 0).sum())
