@@ -70,8 +70,9 @@ class DiffAugment(nn.Module):
     def forward(self, diff: torch.Tensor) -> torch.Tensor:
         """One random view per sample of ``diff`` (``N x 3 x h x w`` in [-1, 1])."""
         assert diff.ndim == 4 and diff.shape[1] == 3, f"expected N x 3 x h x w, got {tuple(diff.shape)}"
-        x = ((diff.float() + 1.0) * 0.5).clamp_(0.0, 1.0)  # N x 3 x h x w in [0, 1]
-        y = self.ops(x)  # N x 3 x S x S
+        with torch.autocast(diff.device.type, enabled=False):  # fp32: kornia ops are slow in bf16 on CPU
+            x = ((diff.float() + 1.0) * 0.5).clamp_(0.0, 1.0)  # N x 3 x h x w in [0, 1]
+            y = self.ops(x)  # N x 3 x S x S
         return y * 2.0 - 1.0
 
 
