@@ -43,39 +43,59 @@ def test_every_method_trains_and_moves_weights(method: str, tmp_path: Path) -> N
     assert (tmp_path / method / "loss.png").stat().st_size > 0
 
 
-def test_killed_and_resumed_run_equals_uninterrupted(tmp_path: Path) -> None:
-    overrides = ["epochs=3", "moco_k=32"]
-    cfg = load_config("tiny", overrides)
-    data = synthetic_set(64, cfg.resize_hw, seed=2)
-    straight = train(cfg, data, tmp_path / "straight", progress=False)
+RESUME_OVERRIDES = ["epochs=3", "moco_k=32", "checkpoint_minutes=1e-9"]  # also a checkpoint after every step
 
-    # a separate process is SIGKILLed right after its epoch-1 checkpoint is on disk
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory: pytest.TempPathFactory) -> object:
+    torch.set_num_threads(1)
+    cfg = load_config("tiny", RESUME_OVERRIDES)
+    return train(cfg, synthetic_set(64, cfg.resize_hw, seed=2), tmp_path_factory.mktemp("straight"),
+                 progress=False)
+
+
+def _same_run(a: object, b: object) -> None:
+    sa, sb = a.method.state_dict(), b.method.state_dict()  # type: ignore[attr-defined]
+    assert sa.keys() == sb.keys()
+    for key in sa:  # weights, key encoder, queue, pointer, BN statistics: bit for bit
+        assert torch.equal(sa[key], sb[key]), key
+    assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]  # type: ignore[attr-defined]
+
+
+def test_killed_mid_epoch_and_resumed_run_equals_uninterrupted(tmp_path: Path, straight_run: object) -> None:
+    # a separate process is SIGKILLed right after the checkpoint written 2 steps into epoch 2
     script = textwrap.dedent(f"""
         import os, signal, torch
         from pathlib import Path
-        from training.config import METHODS, load_config
+        from training.config import load_config
         from training.train import synthetic_set, train
         torch.set_num_threads(1)
-        cfg = load_config("tiny", {overrides!r})
+        cfg = load_config("tiny", {RESUME_OVERRIDES!r})
         data = synthetic_set(64, cfg.resize_hw, seed=2)
-        def die(epoch):
-            if epoch == 1:
+        def die(epochs_done, step):
+            if (epochs_done, step) == (1, 2):
                 os.kill(os.getpid(), signal.SIGKILL)
         train(cfg, data, Path({str(tmp_path / "killed")!r}), progress=False, on_checkpoint=die)
     """)
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
                           timeout=170)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-    assert load_checkpoint(tmp_path / "killed" / "checkpoint.pt")["epoch"] == 1
+    state = load_checkpoint(tmp_path / "killed" / "checkpoint.pt")
+    assert (state["epoch"], state["step_in_epoch"], len(state["epoch_losses"])) == (1, 2, 2)
     assert not list((tmp_path / "killed").glob(".*tmp*"))  # no half-written checkpoint left
 
-    resumed = train(cfg, data, tmp_path / "killed", progress=False)
+    cfg = load_config("tiny", RESUME_OVERRIDES)
+    resumed = train(cfg, synthetic_set(64, cfg.resize_hw, seed=2), tmp_path / "killed", progress=False)
     assert resumed.epochs_done == 3
-    a, b = straight.method.state_dict(), resumed.method.state_dict()
-    assert a.keys() == b.keys()
-    for key in a:  # weights, key encoder, queue, pointer, BN statistics: bit for bit
-        assert torch.equal(a[key], b[key]), key
-    assert [h["loss"] for h in straight.history] == [h["loss"] for h in resumed.history]
+    _same_run(straight_run, resumed)
+
+
+def test_stopped_at_epoch_end_and_resumed_equals_uninterrupted(tmp_path: Path, straight_run: object) -> None:
+    cfg = load_config("tiny", RESUME_OVERRIDES)
+    data = synthetic_set(64, cfg.resize_hw, seed=2)
+    first = train(cfg, data, tmp_path, progress=False, stop_after_epochs=1)
+    assert first.epochs_done == 1 and load_checkpoint(tmp_path / "checkpoint.pt")["step_in_epoch"] == 0
+    _same_run(straight_run, train(cfg, data, tmp_path, progress=False))
 
 
 def test_resume_refuses_a_different_config(tmp_path: Path) -> None:

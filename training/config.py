@@ -69,6 +69,7 @@ class TrainConfig:
     seed: int = 0
     num_threads: int = 0  # torch intra-op threads; 0 = leave torch's default
     checkpoint_every: int = 1  # epochs between checkpoints (always at the end)
+    checkpoint_minutes: float = 0.0  # also checkpoint inside an epoch after this many minutes (0 = off)
     # MoCo v2
     moco_k: int = 4096
     moco_m: float = 0.99

@@ -152,10 +152,14 @@ def train(
     resume: bool = True,
     progress: bool = True,
     device: str = "auto",
-    on_checkpoint: Callable[[int], None] | None = None,
+    on_checkpoint: Callable[[int, int], None] | None = None,
     stop_after_epochs: int | None = None,
 ) -> TrainResult:
     """Train ``cfg.method`` on ``data``; checkpoint into ``out_dir`` each ``checkpoint_every`` epochs.
+
+    With ``checkpoint_minutes > 0`` a checkpoint is also written inside an epoch whenever that
+    much time has passed (long epochs on slow or preemptible machines); resuming from it
+    redraws the epoch's permutation and continues at the next step, bit for bit.
 
     Args:
         cfg: the run config (validated here against ``len(data)``).
@@ -164,7 +168,7 @@ def train(
         resume: continue from ``out_dir/checkpoint.pt`` if there is one.
         progress: show tqdm bars (rank 0 only).
         device: ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
-        on_checkpoint: called with the epoch count after each checkpoint is written.
+        on_checkpoint: called with (epochs done, steps into the next epoch) after each checkpoint.
         stop_after_epochs: stop (after checkpointing) once this many epochs are done in total.
 
     """
@@ -192,7 +196,7 @@ def train(
     )
     order = torch.Generator().manual_seed(cfg.seed)
     history: list[dict[str, float]] = []
-    start_epoch = 0
+    start_epoch, resume_step, resume_losses = 0, 0, []
     ckpt_path = out_dir / CHECKPOINT_NAME if out_dir is not None else None
     if out_dir is not None and ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -208,9 +212,13 @@ def train(
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng_torch"][rank].cpu())
+        if "rng_cuda" in state and ctx.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng_cuda"][rank].cpu(), ctx.device)
         order.set_state(state["rng_order"].cpu())
         history = list(state["history"])
         start_epoch = int(state["epoch"])
+        resume_step = int(state.get("step_in_epoch", 0))
+        resume_losses = [float(v) for v in state.get("epoch_losses", [])]
         log.info("resumed %s at epoch %d", ckpt_path, start_epoch)
 
     model: torch.nn.Module = method
@@ -220,16 +228,38 @@ def train(
     labels_all = torch.as_tensor(np.asarray(data.labels), dtype=torch.long)
     t_start = time.perf_counter()
     last_epoch = cfg.epochs if stop_after_epochs is None else min(cfg.epochs, stop_after_epochs)
+    def write_checkpoint(epochs_done: int, step_in_epoch: int, order_state: torch.Tensor,
+                         epoch_losses: list[float]) -> None:
+        assert ckpt_path is not None
+        rng = D.concat_all_gather(torch.get_rng_state().unsqueeze(0).to(ctx.device)).cpu()  # P x S
+        extra: dict[str, Any] = {}
+        if ctx.device.type == "cuda":  # kornia / randperm on the GPU draw from the CUDA generator
+            cuda_rng = torch.cuda.get_rng_state(ctx.device).unsqueeze(0).to(ctx.device)
+            extra["rng_cuda"] = D.concat_all_gather(cuda_rng).cpu()  # P x S
+        if ctx.is_main:
+            save_checkpoint(ckpt_path, {
+                "model": method.state_dict(), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(), "rng_torch": rng, "rng_order": order_state,
+                "epoch": epochs_done, "step_in_epoch": step_in_epoch, "epoch_losses": epoch_losses,
+                "history": history, "config": cfg.to_dict(), "preprocess": pp.to_dict(),
+                "world_size": world, **extra,
+            })
+            (ckpt_path.parent / "history.json").write_text(json.dumps(history, indent=1))
+        if on_checkpoint is not None:
+            on_checkpoint(epochs_done, step_in_epoch)
+
+    last_save = time.perf_counter()
     for epoch in range(start_epoch, last_epoch):
         method.train()
+        order_state = order.get_state()  # before this epoch's permutation (mid-epoch resume redraws it)
         perm = torch.randperm(len(data), generator=order)[: steps_per_epoch * global_batch]
         mine = perm.view(steps_per_epoch, world, cfg.batch_size)[:, rank]  # steps x B
-        losses: list[float] = []
+        first_step, losses = (resume_step, resume_losses) if epoch == start_epoch else (0, [])
         t0 = time.perf_counter()
-        bar = tqdm(mine, desc=f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                   disable=not (progress and ctx.is_main))
-        for idx in bar:
-            idx_np = np.sort(idx.numpy())  # sorted reads are faster on memory-mapped caches
+        bar = tqdm(range(first_step, steps_per_epoch), desc=f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}",
+                   leave=False, disable=not (progress and ctx.is_main))
+        for step in bar:
+            idx_np = np.sort(mine[step].numpy())  # sorted reads are faster on memory-mapped caches
             idx = torch.from_numpy(idx_np)
             diff = difference(data.before[idx_np], data.during[idx_np]).to(ctx.device)  # B x 3 x h x w
             with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
@@ -245,28 +275,24 @@ def train(
             method.after_step()
             losses.append(float(loss.detach()))
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
+            mid = step + 1 < steps_per_epoch
+            if (mid and ckpt_path is not None and cfg.checkpoint_minutes > 0
+                    and time.perf_counter() - last_save >= 60 * cfg.checkpoint_minutes):
+                write_checkpoint(epoch, step + 1, order_state, losses)
+                last_save = time.perf_counter()
         dt = time.perf_counter() - t0
         entry = {
             "epoch": epoch + 1, "loss": D.all_reduce_mean(float(np.mean(losses))),
             "lr": float(opt.param_groups[0]["lr"]), "seconds": dt,
-            "images_per_s": steps_per_epoch * global_batch / dt,
+            "images_per_s": (steps_per_epoch - first_step) * global_batch / dt,
         }
         history.append(entry)
         log.info("%s epoch %d/%d loss %.4f lr %.2e %.1f img/s", cfg.method, epoch + 1, cfg.epochs,
                  entry["loss"], entry["lr"], entry["images_per_s"])
         done = epoch + 1
         if ckpt_path is not None and (done % cfg.checkpoint_every == 0 or done == last_epoch):
-            rng = D.concat_all_gather(torch.get_rng_state().unsqueeze(0).to(ctx.device)).cpu()  # P x S
-            if ctx.is_main:
-                save_checkpoint(ckpt_path, {
-                    "model": method.state_dict(), "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(), "rng_torch": rng, "rng_order": order.get_state(),
-                    "epoch": done, "history": history, "config": cfg.to_dict(),
-                    "preprocess": pp.to_dict(), "world_size": world,
-                })
-                (ckpt_path.parent / "history.json").write_text(json.dumps(history, indent=1))
-            if on_checkpoint is not None:
-                on_checkpoint(done)
+            write_checkpoint(done, 0, order.get_state(), [])
+            last_save = time.perf_counter()
     if out_dir is not None and ctx.is_main and history:
         _plot_history(history, out_dir / "loss.png", cfg.method)
     return TrainResult(method, pp, cfg, history, out_dir, time.perf_counter() - t_start,
