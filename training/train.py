@@ -136,7 +136,9 @@ class TrainResult:
 
 def _config_check(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
     now = cfg.to_dict()
-    differ = sorted(k for k in now if k not in ("num_threads", "name") and saved.get(k) != now[k])
+    defaults = TrainConfig().to_dict()  # fields added after the checkpoint was written: their defaults
+    operational = ("num_threads", "name", "checkpoint_every", "checkpoint_minutes")  # no effect on results
+    differ = sorted(k for k in now if k not in operational and saved.get(k, defaults[k]) != now[k])
     if differ:
         raise ConfigError(
             f"{path}: checkpoint was made with a different config ({', '.join(differ)}); "
