@@ -205,11 +205,16 @@ class GelSightRenderer:
         hm = torch.as_tensor(np.asarray(height_mm, dtype=np.float32))
         if hm.dim() == 2:
             hm = hm[None]
-        # the colour change comes from the deformation relative to the untouched gel
-        surface = self.deform(hm) - self.rest_surface[None]  # N x H x W, <= 0 where pressed
-        # the table's flat-slope response belongs to pressed gel only: fade it in with the indentation
-        pressed = (-surface / self.PRESS_FADE_MM).clamp(0.0, 1.0)[:, None]  # N x 1 x H x W
-        return self.background[None] + self._shade(surface) - (1.0 - pressed) * self.flat_offset[None]
+        out = self.background[None].repeat(hm.shape[0], 1, 1, 1)  # N x 3 x H x W
+        touched = (hm < self.dome[None]).flatten(1).any(dim=1)  # N: the object reaches the gel
+        if touched.any():
+            sel = touched.nonzero()[:, 0]
+            # the colour change comes from the deformation relative to the untouched gel
+            surface = self.deform(hm[sel]) - self.rest_surface[None]  # n x H x W, <= 0 where pressed
+            # the table's flat-slope response belongs to pressed gel only: fade it in with the indentation
+            pressed = (-surface / self.PRESS_FADE_MM).clamp(0.0, 1.0)[:, None]  # n x 1 x H x W
+            out[sel] = out[sel] + self._shade(surface) - (1.0 - pressed) * self.flat_offset[None]
+        return out
 
     def render(
         self,
