@@ -9,7 +9,7 @@ Ta/Tb choice is the same whether times come from the bag or from the node's cloc
 
 The same check on any bag (e.g. 200 simulated grasps from ``tgp bag record``)::
 
-    TGP_LIVE_BAG=bags/grasps_mcap [TGP_LIVE_BUNDLE=bundle/] [TGP_LIVE_RATE=2] \
+    TGP_LIVE_BAG=bags/grasps_mcap [TGP_LIVE_BUNDLE=bundle/] [TGP_LIVE_RATE=1] [TGP_LIVE_CLOCK_LEAD=0.03] \
         .venv/bin/python -m pytest test/test_bag_live.py -k offline
 """
 
@@ -60,6 +60,7 @@ def test_offline_and_live_replay_give_the_same_decisions(tmp_path: Path) -> None
     bundle = os.environ.get("TGP_LIVE_BUNDLE") or make_random_bundle(tmp_path / "bundle", size=32)
     predictor = Predictor.from_bundle(bundle)
     rate = float(os.environ.get("TGP_LIVE_RATE", "1.0"))
+    lead = float(os.environ.get("TGP_LIVE_CLOCK_LEAD", "0.005"))
 
     context = rclpy.context.Context()
     rclpy.init(context=context)
@@ -77,7 +78,7 @@ def test_offline_and_live_replay_give_the_same_decisions(tmp_path: Path) -> None
         node = PredictorNode(context=context, parameter_overrides=params, loader=lambda _cfg: predictor)
         sink = Node("decision_sink", context=context)
         sink.create_subscription(GraspDecision, "/predictor_node/decision", received.append, 10)
-        player = BagPlayer(bag, context=context, clock=True, rate=rate)
+        player = BagPlayer(bag, context=context, clock=True, rate=rate, clock_lead_s=lead)
         nodes += [node, sink, player]
         for each in (node, sink):
             executor.add_node(each)
