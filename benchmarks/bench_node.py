@@ -148,6 +148,7 @@ def main(grasps: int | None = None, memory_s: float | None = None, hw: tuple[int
 
     from tactile_grasp_predictor.ros.conversions import stamp_to_float
 
+    sys.setswitchinterval(0.0005)  # as the node does: the decision subscriber is not held up by the streamer
     grasps = grasps or int(os.environ.get("TGP_BENCH_NODE_GRASPS", "200"))
     # FastDDS over UDP loses most 640x480 frames to a best-effort reader (measured here: ~2 of 60 Hz);
     # the driver is reliable, so the node subscribes reliably (image_qos) for this load.

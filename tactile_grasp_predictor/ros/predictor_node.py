@@ -689,6 +689,9 @@ class PredictorNode(Node):
 def main(args: Sequence[str] | None = None) -> int:
     """``ros2 run tactile_grasp_predictor predictor_node``: spin until Ctrl-C, shut down cleanly."""
     rclpy.init(args=list(args) if args is not None else sys.argv)
+    # The inference thread re-takes the GIL after every torch op; with the input thread busy
+    # the default 5 ms switch interval can stall each re-take. 0.5 ms keeps inference moving.
+    sys.setswitchinterval(0.0005)
     node: PredictorNode | None = None
     code = 0
     try:
