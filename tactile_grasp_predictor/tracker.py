@@ -340,7 +340,7 @@ class GraspPhaseTracker:
         if self._moving is True:
             self._moving_seen = True
         if w is not None:
-            if self._min_width is not None and w > self._min_width + cfg.reopen_threshold_m:
+            if self._reopened(w):
                 self._open(t, w, events)
                 return
             self._min_width = w if self._min_width is None else min(self._min_width, w)
@@ -386,10 +386,22 @@ class GraspPhaseTracker:
             self._open(t, w, events)
             return
         if w is not None:
-            if self._min_width is not None and w > self._min_width + self.config.reopen_threshold_m:
+            if self._reopened(w):
                 self._open(t, w, events)
                 return
             self._min_width = w if self._min_width is None else min(self._min_width, w)
+
+    def _reopened(self, w: float) -> bool:
+        """Tell whether the fingers opened again.
+
+        Either well above the narrowest width of this grasp, or back at the open width they
+        closed from (a short grasp that reopened while the gripper was silent moves less
+        than ``reopen_threshold_m``).
+        """
+        cfg = self.config
+        if self._min_width is not None and w > self._min_width + cfg.reopen_threshold_m:
+            return True
+        return self._open_ref is not None and w >= self._open_ref - cfg.open_tolerance_m
 
     def _open(self, t: float, w: float | None, events: list[PhaseEvent]) -> None:
         self.phase = "waiting"

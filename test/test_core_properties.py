@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tactile_grasp_predictor.decision import Verdict, abort_decision, decide
@@ -228,7 +228,18 @@ class CountingPredictor:
         return 0.9
 
 
+# Found by this test in a full-suite run: a short grasp (9 mm) that reopened while the
+# gripper was silent left the gate "decided" forever (it never saw the reopening).
+SILENT_REOPEN = Scenario(
+    grasps=(Grasp(1.0, 0.125, 0.0625, 0.25), Grasp(2.565, 0.15625, 0.0625, 0.25),
+            Grasp(4.102, 0.078125, 0.0625, 0.25), Grasp(5.235375, 0.125, 0.0625, 0.25)),
+    grip_dt=0.03125, frame_dt=0.0625, jitter_seed=0, noise_m=0.0, with_moving=False,
+    status_dt=None, frame_gap=None, grip_gap=(5.34375, 6.34375), frames_from=0.0,
+)
+
+
 @SETTINGS
+@example(SILENT_REOPEN)
 @given(scenarios())
 def test_trigger_properties(sc: Scenario) -> None:
     msgs = feed(sc)
