@@ -39,7 +39,10 @@ def run_closed_loop(context: rclpy.context.Context, sim: dict[str, object],
                                                                           list[bool]]:
     rig = Rig(context)
     # Simulated objects can push the fingers back a little while closing: re-arm only on a real opening.
-    params = overrides(trigger__frame_max_age_s=1.0, trigger__reopen_threshold_m=0.01)
+    # Reliable images and generous silence/age limits: these tests check the loop, not DDS
+    # delivery under load (best-effort frames and a busy 2-core CI box made them flaky).
+    params = overrides(trigger__frame_max_age_s=1.0, trigger__reopen_threshold_m=0.01, image_qos="reliable",
+                       trigger__gripper_silence_s=3.0, trigger__ta_max_age_s=2.0)
     predictor = rig.add(PredictorNode(context=context, loader=lambda _c: BrightnessPredictor(),
                                       parameter_overrides=params))
     robot = rig.add(SimRobotNode(context=context, trials=trials, autostart=False,
@@ -66,7 +69,7 @@ def run_closed_loop(context: rclpy.context.Context, sim: dict[str, object],
 
 def test_closed_loop_lifts_on_lift_and_releases_on_abort(ros_context) -> None:  # noqa: F811
     trials = [synthetic_trial(0, 230, True), synthetic_trial(1, 30, False), synthetic_trial(2, 200, False)]
-    sim = {"rate": 2.0, "gap_s": 0.4, "after_lift_s": 0.2}
+    sim = {"rate": 1.0, "gap_s": 0.4, "after_lift_s": 0.2}
     robot, decisions, outcomes = run_closed_loop(ros_context, sim, trials)
     assert [r.source for r in robot.results] == [t.source for t in trials]
     assert outcomes == [True, False, False], "the true outcome of each trial, after the lift/release"
@@ -92,7 +95,7 @@ def test_replays_simulated_shards_with_streams(ros_context, tmp_path: Path) -> N
         assert t.frames_left.shape[1:] == (48, 64, 3) and t.t_lift > t.frame_t[0]
         assert t.gripper_w[0] > t.gripper_w[-1] >= 0.0  # closed (on the object, or on nothing)
     robot, decisions, outcomes = run_closed_loop(
-        ros_context, {"shards": str(tmp_path / "sim"), "rate": 2.0, "after_lift_s": 0.2, "gap_s": 0.3})
+        ros_context, {"shards": str(tmp_path / "sim"), "rate": 1.0, "after_lift_s": 0.2, "gap_s": 0.3})
     assert len(robot.results) == 3
     assert outcomes == [t.label for t in played]
     for r, d in zip(robot.results, decisions, strict=True):
