@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tactile_grasp_predictor.errors import TgpError
+from tactile_grasp_predictor.replay.play_options import add_play_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,26 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     ev.add_argument("--strict", action="store_true", help="fail on the first unreadable bag")
     play = sub.add_parser("play", help="publish a bag live with rclpy at its recorded timing")
-    # the options of tactile_grasp_predictor.ros.bag_player (here so that `tgp bag` imports no rclpy)
-    play.add_argument("bag", type=Path, help="rosbag2 directory (mcap or sqlite3)")
-    play.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
-    play.add_argument("--start-offset", type=float, default=0.0, help="skip the first S seconds")
-    play.add_argument("--clock", action="store_true", help="publish /clock (for use_sim_time:=true)")
-    play.add_argument(
-        "--clock-lead",
-        type=float,
-        default=0.005,
-        metavar="S",
-        help="publish each /clock this long (wall s) before its message",
-    )
-    play.add_argument("--topics", nargs="*", default=None, help="play only these topics")
-    play.add_argument(
-        "--wait-for-subscribers",
-        type=float,
-        default=0.0,
-        metavar="S",
-        help="wait up to S seconds for a subscriber on every played topic before starting",
-    )
+    # the options of tactile_grasp_predictor.ros.bag_player (ROS-free, so `tgp bag` imports no rclpy)
+    add_play_arguments(play)
 
 
 def node_params(path: Path) -> dict[str, Any]:

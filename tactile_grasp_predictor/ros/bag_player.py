@@ -33,6 +33,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 
 from tactile_grasp_predictor.errors import BagError
+from tactile_grasp_predictor.replay.play_options import add_play_arguments
 
 #: Reliable, volatile, depth 10: what GelSight / WSG drivers offer; best-effort subscribers match too.
 PLAYER_QOS = QoSProfile(
@@ -203,25 +204,7 @@ class BagPlayer(Node):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``tgp bag play`` and this module's ``main``."""
-    parser.add_argument("bag", type=Path, help="rosbag2 directory (mcap or sqlite3)")
-    parser.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
-    parser.add_argument("--start-offset", type=float, default=0.0, help="skip the first S seconds")
-    parser.add_argument("--clock", action="store_true", help="publish /clock (for use_sim_time:=true)")
-    parser.add_argument(
-        "--clock-lead",
-        type=float,
-        default=0.005,
-        metavar="S",
-        help="publish each /clock this long (wall s) before its message",
-    )
-    parser.add_argument("--topics", nargs="*", default=None, help="play only these topics")
-    parser.add_argument(
-        "--wait-for-subscribers",
-        type=float,
-        default=0.0,
-        metavar="S",
-        help="wait up to S seconds for a subscriber on every played topic before starting",
-    )
+    add_play_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
