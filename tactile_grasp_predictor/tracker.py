@@ -401,7 +401,11 @@ class GraspPhaseTracker:
         cfg = self.config
         if self._min_width is not None and w > self._min_width + cfg.reopen_threshold_m:
             return True
-        return self._open_ref is not None and w >= self._open_ref - cfg.open_tolerance_m
+        if self._open_ref is None or self._min_width is None:
+            return False
+        # only once the fingers had really closed (a grasp state can start a grasp early)
+        closed_in = self._min_width < self._open_ref - cfg.closing_threshold_m
+        return closed_in and w >= self._open_ref - cfg.open_tolerance_m
 
     def _open(self, t: float, w: float | None, events: list[PhaseEvent]) -> None:
         self.phase = "waiting"
