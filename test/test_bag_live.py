@@ -23,6 +23,11 @@ from pathlib import Path
 
 import pytest
 
+# Real-time DDS on a 2-core machine: a stall of a second (first torch use, a busy CI box)
+# reads as gripper silence or a late frame. Rerun such a test before calling it failed;
+# a deterministic bug still fails every run.
+pytestmark = pytest.mark.flaky(reruns=2, reruns_delay=2)
+
 needs_node = pytest.mark.skipif(
     importlib.util.find_spec("tactile_grasp_predictor.ros.predictor_node") is None,
     reason="the ROS node (tactile_grasp_predictor/ros/predictor_node.py) does not exist yet",

@@ -6,6 +6,7 @@ import math
 import threading
 import time
 
+import pytest
 import rclpy
 from action_msgs.msg import GoalStatus
 from rclpy.node import Node
@@ -25,6 +26,11 @@ from test_node_harness import (
 
 from tactile_grasp_predictor.ros.pick_gate import PickGate
 from tactile_grasp_predictor.ros.predictor_node import PredictorNode
+
+# Real-time DDS on a 2-core machine: a stall of a second (first torch use, a busy CI box)
+# reads as gripper silence or a late frame. Rerun such a test before calling it failed;
+# a deterministic bug still fails every run.
+pytestmark = pytest.mark.flaky(reruns=2, reruns_delay=2)
 
 
 def test_action_round_trip_cancel_and_timeout(ros_context: rclpy.context.Context) -> None:  # noqa: F811

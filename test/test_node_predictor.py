@@ -28,6 +28,11 @@ from tactile_grasp_predictor.errors import ConfigError
 from tactile_grasp_predictor.ros.conversions import stamp_to_float
 from tactile_grasp_predictor.ros.predictor_node import PARAMETERS, PredictorNode
 
+# Real-time DDS on a 2-core machine: a stall of a second (first torch use, a busy CI box)
+# reads as gripper silence or a late frame. Rerun such a test before calling it failed;
+# a deterministic bug still fails every run.
+pytestmark = pytest.mark.flaky(reruns=2, reruns_delay=2)
+
 # Generous frame age: the scripts pause frames around the onset and during settling on purpose.
 SCRIPTED = {"trigger__frame_max_age_s": 5.0, "trigger__tb_timeout_s": 6.0}
 

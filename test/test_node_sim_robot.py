@@ -23,6 +23,11 @@ from tactile_grasp_predictor.errors import DatasetError
 from tactile_grasp_predictor.ros.predictor_node import PredictorNode
 from tactile_grasp_predictor.ros.sim_robot_node import DRIVER_QOS, SimRobotNode, TrialPlayback, load_trials
 
+# Real-time DDS on a 2-core machine: a stall of a second (first torch use, a busy CI box)
+# reads as gripper silence or a late frame. Rerun such a test before calling it failed;
+# a deterministic bug still fails every run.
+pytestmark = pytest.mark.flaky(reruns=2, reruns_delay=2)
+
 
 def synthetic_trial(i: int, tb_value: int, label: bool, width_to: float = 0.03) -> TrialPlayback:
     """Open 0.5 s, close at 0.12 m/s from 0.6 s, hold, lift at 1.8 s; frames at 30 Hz."""
