@@ -119,11 +119,9 @@ def export_bundle(trained: TrainResult, train_set: TactileSet, test_set: Tactile
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``tgp export``."""
-    from training.train import add_common_arguments
+    from training.train import add_common_arguments, add_run_arguments
 
-    parser.add_argument("--run", type=Path, required=True, help="run directory of tgp train")
-    parser.add_argument("--data", type=Path, help="directory of .h5 shards (the training data)")
-    parser.add_argument("--synthetic", type=int, default=0, metavar="N", help="N synthetic trials instead")
+    add_run_arguments(parser)
     parser.add_argument("--out", type=Path, required=True, help="bundle directory to write")
     parser.add_argument("--probe", default="mlp", choices=PROBES)
     parser.add_argument("--onnx", action="store_true", help="also write model.onnx (checked within 1e-4)")

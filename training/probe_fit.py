@@ -14,7 +14,6 @@ import csv
 import json
 import math
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -117,11 +116,9 @@ def probe_suite(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, y_te: np.n
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``tgp probe``."""
-    from training.train import add_common_arguments
+    from training.train import add_common_arguments, add_run_arguments
 
-    parser.add_argument("--run", type=Path, required=True, help="run directory of tgp train")
-    parser.add_argument("--data", type=Path, help="directory of .h5 shards (same split as training)")
-    parser.add_argument("--synthetic", type=int, default=0, metavar="N", help="N synthetic trials instead")
+    add_run_arguments(parser)
     parser.add_argument("--probes", default=",".join(PROBES), help="comma-separated: knn,svm,mlp")
     parser.add_argument("--fractions", default="", help="label fractions, e.g. 0.01,0.1,1 (default: config)")
     add_common_arguments(parser)

@@ -381,6 +381,13 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the commands that continue a ``tgp train`` run (``probe``, ``export``)."""
+    parser.add_argument("--run", type=Path, required=True, help="run directory of tgp train")
+    parser.add_argument("--data", type=Path, help="directory of .h5 shards (same split as training)")
+    parser.add_argument("--synthetic", type=int, default=0, metavar="N", help="N synthetic trials instead")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``tgp train``."""
     parser.add_argument("--data", type=Path, help="directory of .h5 shards (Calandra layout)")
