@@ -12,11 +12,19 @@ import pytest
 import torch
 
 from tactile_grasp_predictor.bundle import load_bundle
+from tactile_grasp_predictor.errors import ConfigError
 from tactile_grasp_predictor.predictor import Predictor
 from training.cli import main as tgp
 from training.config import load_config
 from training.data.shard_writer import write_shard
-from training.export import binary_metrics, choose_threshold, split_fit_val
+from training.export import (
+    MIN_LIFTS,
+    binary_metrics,
+    choose_threshold,
+    describe_threshold_rule,
+    parse_threshold_rule,
+    split_fit_val,
+)
 from training.probe_fit import knn_k, label_subset, probe_suite
 from training.table1 import PAPER, run_table, write_report
 from training.train import synthetic_set
@@ -75,6 +83,31 @@ def test_label_subset_threshold_and_metrics_by_hand() -> None:
     assert len(val) == 4 and not set(fit) & set(val) and len(fit) + len(val) == 20
 
 
+def test_precision_threshold_rule_by_hand() -> None:
+    # 20 validation trials, p rising by 0.05; successes where a pick gate would want them
+    p = np.round(np.arange(0.0, 1.0, 0.05), 2)
+    y = np.array([0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1], dtype=bool)
+    bal = choose_threshold(p, y)  # the default rule is unchanged
+    assert bal == choose_threshold(p, y, "balanced_accuracy")
+    assert bal == 0.5  # 0.46 .. 0.5 tie; nearest 0.5
+    # p >= 0.46 lifts indices 10..19: 9 of 10 succeed; one grid step lower adds a failure (9/11)
+    assert choose_threshold(p, y, "precision>=0.9") == pytest.approx(0.46)
+    # 95 %: only p >= 0.61 (indices 13..19, 7/7); 0.56 .. 0.60 still lifts the failure at 0.60
+    t = choose_threshold(p, y, "precision >= 0.95")  # spaces allowed
+    assert t == pytest.approx(0.61) and binary_metrics(p, y, t)["lift_precision"] == 1.0
+    assert t > bal, "asking for precision lifts less often than balanced accuracy"
+    # unreachable target: the highest precision with at least MIN_LIFTS lifts
+    noisy = np.array([1, 0] * 10, dtype=bool)
+    t_none = choose_threshold(p, noisy, "precision>=0.99")
+    assert (p >= t_none).sum() >= MIN_LIFTS
+    assert parse_threshold_rule("balanced_accuracy") is None
+    assert parse_threshold_rule("precision>=0.85") == 0.85
+    assert "0.85" in describe_threshold_rule("precision>=0.85")
+    for bad in ("precision>=1.5", "precision>=x", "recall>=0.5", ""):
+        with pytest.raises(ConfigError, match="threshold rule"):
+            choose_threshold(p, y, bad)
+
+
 def test_train_probe_export_from_shards_and_predict_new_trials(tmp_path: Path) -> None:
     data = tmp_path / "shards"
     _write_shards(data, 96, (60, 80), seed=5)  # raw frames larger than the tiny resize (40 x 48)
@@ -88,9 +121,19 @@ def test_train_probe_export_from_shards_and_predict_new_trials(tmp_path: Path) -
     assert {r["probe"] for r in probes} == {"knn", "svm", "mlp"}
     bundle = tmp_path / "bundle"
     export = ["export", "--run", str(run), "--data", str(data), "--out", str(bundle), *common]
+    assert tgp([*export, "--onnx", "--threshold-rule", "precision>=2"]) == 2  # refused before any work
+    assert not bundle.exists()
     assert tgp([*export, "--onnx"]) == 0
     b = load_bundle(bundle)
     man = json.loads((bundle / "manifest.json").read_text())
+    assert man["metrics"]["threshold_rule"].startswith("max balanced accuracy")
+    strict = tmp_path / "bundle_strict"
+    assert tgp(["export", "--run", str(run), "--data", str(data), "--out", str(strict), *common,
+                "--threshold-rule", "precision>=0.9"]) == 0
+    sman = json.loads((strict / "manifest.json").read_text())
+    assert "precision >= 0.9" in sman["metrics"]["threshold_rule"]
+    val = sman["metrics"]["validation"]
+    assert val["lift_precision"] >= 0.9 or sman["threshold"] >= man["threshold"]
     assert man["training_method"] == "moco" and man["probe"]["kind"] == "mlp"
     assert man["data_fingerprint"]["kind"] == "paper"
     assert len(man["data_fingerprint"]["fingerprint"]["train"]) > 8

@@ -4,17 +4,20 @@
 
 The training split's labels are divided (stratified, seeded) into a fitting part and a
 validation part (``val_fraction``, default 20 %). The probe is fitted on the first, the
-decision threshold chosen on the second (the one maximising balanced accuracy, so LIFT
-and ABORT errors weigh the same whatever the class balance), and both are measured on
-the test split. The bundle records the preprocessing, threshold, metrics, config and a
-data fingerprint (cache fingerprints + split). Finally the bundle is loaded back through
-:class:`~tactile_grasp_predictor.predictor.Predictor` and must reproduce the offline
-probabilities on test trials.
+decision threshold chosen on the second, and both are measured on the test split. The
+threshold rule (``--threshold-rule``) is by default ``balanced_accuracy`` (LIFT and ABORT
+errors weigh the same whatever the class balance); ``precision>=P`` serves a pick gate
+where a failed lift costs more than a regrasp: the lowest threshold (most lifts) whose
+validation LIFT precision reaches ``P``. The bundle records the preprocessing, threshold,
+metrics, config and a data fingerprint (cache fingerprints + split). Finally the bundle is
+loaded back through :class:`~tactile_grasp_predictor.predictor.Predictor` and must
+reproduce the offline probabilities on test trials.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
@@ -27,20 +30,69 @@ from training.features import extract_features
 from training.probe_fit import PROBES, fit_probe, runtime_proba
 from training.train import TactileSet, TrainResult, load_splits, load_trained, synthetic_set
 
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
+#: Fewest validation LIFTs a ``precision>=P`` threshold must keep (fewer: precision is luck).
+MIN_LIFTS = 5
 
-def choose_threshold(p: np.ndarray, y: np.ndarray) -> float:
-    """Pick the threshold in [0.05, 0.95] maximising balanced accuracy of ``p >= t`` (ties: nearest 0.5)."""
+
+def parse_threshold_rule(rule: str) -> float | None:
+    """``"balanced_accuracy"`` → ``None``; ``"precision>=P"`` → ``P`` in (0, 1); else ConfigError."""
+    text = rule.replace(" ", "")
+    if text == "balanced_accuracy":
+        return None
+    if text.startswith("precision>="):
+        try:
+            target = float(text[len("precision>="):])
+        except ValueError:
+            target = math.nan
+        if 0.0 < target < 1.0:
+            return target
+    raise ConfigError(f"threshold rule {rule!r}: expected 'balanced_accuracy' or 'precision>=P', 0 < P < 1")
+
+
+def describe_threshold_rule(rule: str) -> str:
+    """Describe ``rule`` in words, as the manifest's ``metrics.threshold_rule`` records it."""
+    target = parse_threshold_rule(rule)
+    if target is None:
+        return "max balanced accuracy on the validation part of the training split"
+    return (f"lowest threshold with LIFT precision >= {target:g} (and >= {MIN_LIFTS} lifts) on the "
+            "validation part of the training split; if none reaches it, the highest precision")
+
+
+def choose_threshold(p: np.ndarray, y: np.ndarray, rule: str = "balanced_accuracy") -> float:
+    """Pick a threshold in [0.05, 0.95] for ``p >= t`` → LIFT on validation labels ``y``.
+
+    ``balanced_accuracy``: maximise balanced accuracy (ties: nearest 0.5). ``precision>=P``:
+    the lowest threshold (highest LIFT recall) whose LIFT precision is at least ``P`` with at
+    least ``MIN_LIFTS`` lifts (fewer if the validation part has fewer successes); if no
+    threshold reaches ``P``, the one with the highest precision (ties: lowest).
+    """
+    target = parse_threshold_rule(rule)
+    p = np.asarray(p, dtype=np.float64)
     y = np.asarray(y).astype(bool)
+    assert p.shape == y.shape, (p.shape, y.shape)
     if y.all() or (~y).all():
         return 0.5
-    grid = np.round(np.arange(0.05, 0.951, 0.01), 2)
-    best, best_t = -1.0, 0.5
-    for t in sorted(grid, key=lambda v: abs(v - 0.5)):
+    if target is None:
+        best, best_t = -1.0, 0.5
+        for t in sorted(THRESHOLD_GRID, key=lambda v: abs(v - 0.5)):
+            pred = p >= t
+            bal = 0.5 * (pred[y].mean() + (~pred[~y]).mean())
+            if bal > best + 1e-12:
+                best, best_t = bal, float(t)
+        return best_t
+    min_lifts = min(MIN_LIFTS, int(y.sum()))
+    fallback, fallback_t = -1.0, float(THRESHOLD_GRID[-1])
+    for t in THRESHOLD_GRID:  # ascending: recall falls as t rises
         pred = p >= t
-        bal = 0.5 * (pred[y].mean() + (~pred[~y]).mean())
-        if bal > best + 1e-12:
-            best, best_t = bal, float(t)
-    return best_t
+        if pred.sum() < min_lifts:
+            break
+        precision = float(y[pred].mean())
+        if precision >= target:
+            return float(t)
+        if precision > fallback + 1e-12:
+            fallback, fallback_t = precision, float(t)
+    return fallback_t
 
 
 def binary_metrics(p: np.ndarray, y: np.ndarray, threshold: float) -> dict[str, float]:
@@ -77,9 +129,14 @@ def split_fit_val(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[n
 
 def export_bundle(trained: TrainResult, train_set: TactileSet, test_set: TactileSet, out: Path,
                   probe_kind: str = "mlp", onnx: bool = False, data_info: dict[str, Any] | None = None,
-                  overwrite: bool = False) -> tuple[Path, dict[str, Any]]:
-    """Fit the probe, choose the threshold, write and verify the bundle; return (path, metrics)."""
+                  overwrite: bool = False, threshold_rule: str = "balanced_accuracy",
+                  ) -> tuple[Path, dict[str, Any]]:
+    """Fit the probe, choose the threshold by ``threshold_rule``, write and verify the bundle.
+
+    Returns (bundle path, metrics). ``threshold_rule``: see :func:`choose_threshold`.
+    """
     cfg = trained.config
+    rule_text = describe_threshold_rule(threshold_rule)  # a bad rule fails before the slow part
     enc = trained.method.encoder
     x_tr = extract_features(enc, train_set, trained.preprocess)
     x_te = extract_features(enc, test_set, trained.preprocess)
@@ -87,9 +144,9 @@ def export_bundle(trained: TrainResult, train_set: TactileSet, test_set: Tactile
     fit, val = split_fit_val(y_tr, cfg.val_fraction, cfg.seed)
     _model, probe = fit_probe(probe_kind, x_tr[fit], y_tr[fit], cfg, cfg.seed)
     p_val, p_te = runtime_proba(probe, x_tr[val]), runtime_proba(probe, x_te)
-    threshold = choose_threshold(p_val, y_tr[val])
+    threshold = choose_threshold(p_val, y_tr[val], threshold_rule)
     metrics = {
-        "threshold_rule": "max balanced accuracy on the validation part of the training split",
+        "threshold_rule": rule_text,
         "validation": binary_metrics(p_val, y_tr[val], threshold),
         "test": binary_metrics(p_te, y_te, threshold),
         "test_at_0.5": binary_metrics(p_te, y_te, 0.5),
@@ -126,12 +183,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--probe", default="mlp", choices=PROBES)
     parser.add_argument("--onnx", action="store_true", help="also write model.onnx (checked within 1e-4)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
+    parser.add_argument("--threshold-rule", default="balanced_accuracy", metavar="RULE",
+                        help="balanced_accuracy (default) or precision>=P, e.g. precision>=0.85: the "
+                             "lowest threshold whose validation LIFT precision reaches P")
     add_common_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``tgp export``."""
     try:
+        parse_threshold_rule(args.threshold_rule)
         trained = load_trained(args.run)
         cfg = trained.config
         info = None
@@ -144,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             raise ConfigError("tgp export: give --data DIR or --synthetic N")
         path, m = export_bundle(trained, train_set, test_set, args.out, args.probe, args.onnx, info,
-                                args.overwrite)
+                                args.overwrite, args.threshold_rule)
     except TgpError as exc:
         print(f"tgp export: error: {exc}")
         return 2
