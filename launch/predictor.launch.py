@@ -5,6 +5,7 @@ Arguments (each optional):
   bundle_path         model bundle directory (overrides the params file when not empty)
   image_topic         left GelSight image topic (overrides the params file when not empty)
   joint_states_topic  gripper JointState topic (overrides the params file when not empty)
+  time_base           header | receive: what times frames and gripper samples (docs/node.md)
   namespace           namespace of the node
   log_level           debug | info | warn | error
 
@@ -21,7 +22,7 @@ from launch_ros.substitutions import FindPackageShare
 from launch import LaunchDescription
 
 PACKAGE = "tactile_grasp_predictor"
-OVERRIDABLE = ("bundle_path", "image_topic", "joint_states_topic")
+OVERRIDABLE = ("bundle_path", "image_topic", "joint_states_topic", "time_base")
 
 
 def _predictor(context, *args, **kwargs):
@@ -60,6 +61,8 @@ def generate_launch_description():
                               description="left GelSight image topic (empty: the params file's)"),
         DeclareLaunchArgument("joint_states_topic", default_value="",
                               description="gripper JointState topic (empty: the params file's)"),
+        DeclareLaunchArgument("time_base", default_value="",
+                              description="header | receive (empty: the params file's, default header)"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
         DeclareLaunchArgument("log_level", default_value="info", description="debug | info | warn | error"),
         OpaqueFunction(function=_predictor),

@@ -216,6 +216,8 @@ def test_faults_dropped_frames_jitter_empty_stamps_bad_encodings(recs, predictor
     with BagSource(tmp_path / "f") as src:
         frames = [i for i in src.items() if isinstance(i, FrameItem)]
     assert frames and all(f.stamp is None for f in frames)
+    assert res.time_base == "header" and res.stamp_fallbacks == len(frames)  # each frame fell back
+    assert f"{len(frames)} message(s) with empty header stamps timed by their receive time" in text
     for g in res.grasps:  # empty stamps: the report carries the receive time instead
         if g.decision.reason == "model":
             assert g.decision.ta_stamp > 1.7e9 and g.decision.tb_stamp > g.decision.ta_stamp
@@ -223,6 +225,21 @@ def test_faults_dropped_frames_jitter_empty_stamps_bad_encodings(recs, predictor
         g.decision.reason in {"model", "no_part_found", "no_pre_contact_frame", "stale_frame", "tb_timeout"}
         for g in res.grasps
     )
+
+
+def test_header_time_base_makes_decisions_independent_of_receive_jitter(recs, predictor, tmp_path) -> None:
+    """The same grasps recorded with 0 and 4 ms receive jitter: identical decisions by header stamps."""
+    write_bag(tmp_path / "calm", recs, RecordOptions(seed=3), progress=False)
+    write_bag(tmp_path / "jit", recs, RecordOptions(seed=3, jitter_s=0.004, latency_s=0.02), progress=False)
+    calm = evaluate_bag(tmp_path / "calm", predictor)
+    jit = evaluate_bag(tmp_path / "jit", predictor)
+    assert calm.stamp_fallbacks == jit.stamp_fallbacks == 0 and not jit.clock_problem
+    assert decisions(jit) == decisions(calm)
+    assert {g.decision.reason for g in calm.grasps} >= {"model", "no_part_found"}
+    # receive times: the Ta/Tb choice follows the jittered log times (what `--time-base receive` gives)
+    by_receive = evaluate_bag(tmp_path / "jit", predictor, time_base="receive")
+    assert by_receive.time_base == "receive" and by_receive.stamp_fallbacks == 0
+    assert [g.decision.reason for g in by_receive.grasps] == [g.decision.reason for g in calm.grasps]
 
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
@@ -309,6 +326,12 @@ def test_cli_record_then_eval(tmp_path, capsys) -> None:
     out = capsys.readouterr()
     assert "REFUSED nope" in out.err and '"grasps": 6' in out.out
     assert (tmp_path / "rep" / "report.md").exists()
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert report["bags"][0]["time_base"] == "header"
+    rr = tmp_path / "rr"
+    assert main(["bag", "eval", str(tmp_path / "c_mcap"), "--time-base", "receive", "--out", str(rr)]) == 0
+    assert "| receive (0) |" in (tmp_path / "rr" / "report.md").read_text()
+    capsys.readouterr()
     assert main(["bag", "record", "--synthetic", "1", "--out", str(tmp_path / "c_mcap")]) == 2  # exists
     assert "exists already" in capsys.readouterr().err
 

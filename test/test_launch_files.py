@@ -182,9 +182,10 @@ def check_node(node: Recorded, configurations: dict[str, str]) -> list[str]:
 
 def test_predictor_launch(monkeypatch: pytest.MonkeyPatch) -> None:
     ld = load(ROOT / "launch" / "predictor.launch.py", monkeypatch)
-    configs: dict[str, Any] = {"bundle_path": "/models/moco", "image_topic": "", "joint_states_topic": ""}
+    configs: dict[str, Any] = {"bundle_path": "/models/moco", "image_topic": "", "joint_states_topic": "",
+                               "time_base": ""}
     arguments, nodes = expand(ld, configs)
-    assert {"params_file", "bundle_path", "image_topic", "namespace"} <= set(arguments)
+    assert {"params_file", "bundle_path", "image_topic", "namespace", "time_base"} <= set(arguments)
     assert [n.kwargs["executable"] for n in nodes] == ["predictor_node"]
     seen = check_node(nodes[0], configs)
     assert "bundle_path" in seen
@@ -204,6 +205,10 @@ def test_predictor_launch(monkeypatch: pytest.MonkeyPatch) -> None:
     # Empty overrides are not passed (the params file's values stay in force).
     overrides = [p for p in nodes[0].kwargs["parameters"] if isinstance(p, dict)]
     assert overrides == [{"bundle_path": "/models/moco"}]
+    _, nodes = expand(ld, {**configs, "time_base": "receive"})
+    check_node(nodes[0], {**configs, "time_base": "receive"})  # a valid choice of the declared parameter
+    overrides = [p for p in nodes[0].kwargs["parameters"] if isinstance(p, dict)]
+    assert overrides == [{"bundle_path": "/models/moco", "time_base": "receive"}]
 
 
 def test_demo_launch(monkeypatch: pytest.MonkeyPatch) -> None:

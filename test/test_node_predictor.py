@@ -6,8 +6,10 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import rclpy
+from builtin_interfaces.msg import Time
 from rcl_interfaces.msg import ParameterType
 from rclpy.parameter import Parameter
 from tactile_grasp_msgs.msg import GraspDecision
@@ -25,8 +27,14 @@ from test_node_harness import (
 )
 
 from tactile_grasp_predictor.errors import ConfigError
-from tactile_grasp_predictor.ros.conversions import stamp_to_float
+from tactile_grasp_predictor.ros.conversions import (
+    finger_joint_state,
+    float_to_stamp,
+    rgb_to_image,
+    stamp_to_float,
+)
 from tactile_grasp_predictor.ros.predictor_node import PARAMETERS, PredictorNode
+from tactile_grasp_predictor.ros.sim_robot_node import FINGER_JOINTS
 
 # Real-time DDS on a 2-core machine: a stall of a second (first torch use, a busy CI box)
 # reads as gripper silence or a late frame. Rerun such a test before calling it failed;
@@ -37,14 +45,44 @@ pytestmark = pytest.mark.flaky(reruns=2, reruns_delay=2)
 SCRIPTED = {"trigger__frame_max_age_s": 5.0, "trigger__tb_timeout_s": 6.0}
 
 
-def start(context: rclpy.context.Context, predictor: object | None = None, **params: object
-          ) -> tuple[Rig, PredictorNode, Driver]:
+class ClockDriver(Driver):
+    """The scripted driver with real header stamps from its own clock, ``offset_s`` off the node's.
+
+    ``stamps[k]`` is the stamp frame ``k`` went out with; ``empty_image_stamps`` sends zero stamps
+    on the images (as many GelSight wrappers do), the JointStates stay stamped.
+    """
+
+    def __init__(self, context: rclpy.context.Context, offset_s: float,
+                 empty_image_stamps: bool = False) -> None:
+        super().__init__(context)
+        self.offset_s = offset_s
+        self.empty_image_stamps = empty_image_stamps
+        self.stamps: dict[int, float] = {}
+
+    def _now(self) -> Time:
+        return float_to_stamp(self.get_clock().now().nanoseconds * 1e-9 + self.offset_s)
+
+    def frame(self, k: int, value: int = 120, encoding: str = "rgb8", bad: bool = False,
+              hw: tuple[int, int] = (48, 64)) -> None:
+        rgb = np.full((*hw, 3), value, np.uint8)
+        t = Time() if self.empty_image_stamps else self._now()
+        self.stamps[k] = stamp_to_float(t) or math.nan
+        self.images.publish(rgb_to_image(rgb, encoding, t, "gelsight_left"))
+
+    def joint(self, width: float) -> None:
+        self.joints.publish(finger_joint_state(width, self._now(), FINGER_JOINTS))
+
+
+def start(context: rclpy.context.Context, predictor: object | None = None, driver: Driver | None = None,
+          **params: object) -> tuple[Rig, PredictorNode, Driver]:
     rig = Rig(context)
     loader = (lambda _cfg: predictor) if predictor is not None else None
     kwargs = {"loader": loader} if loader else {}
+    # The scripted Driver's frame stamps are labels (1000 + k s), not capture times: receive time.
+    params.setdefault("time_base", "receive" if driver is None else "header")
     node = PredictorNode(context=context, parameter_overrides=overrides(**params), **kwargs)
     rig.add(node)
-    driver = Driver(context)
+    driver = driver or Driver(context)
     rig.add(driver)
     rig.start()
     connected(driver)
@@ -78,6 +116,52 @@ def test_frames_and_joint_states_give_exact_decisions_with_stamps(ros_context) -
             assert 0.0 <= msg.latency_ms < 60_000
         assert predictor.calls == 2
         assert len(d.decisions) == 2, "exactly one decision per grasp"
+    finally:
+        rig.close()
+
+
+@pytest.mark.parametrize("offset_s", [0.0, -3600.0])
+def test_header_time_base_uses_the_drivers_stamps_even_on_an_unsynchronised_clock(
+        ros_context, offset_s: float) -> None:  # noqa: F811
+    """Ta/Tb by header stamps; a driver clock an hour behind works and is reported, never stale."""
+    predictor = BrightnessPredictor()
+    driver = ClockDriver(ros_context, offset_s)
+    rig, node, d = start(ros_context, predictor, driver, **SCRIPTED)
+    try:
+        assert node.cfg["time_base"] == "header"
+        run_grasp(d, GraspScript(k0=0, tb_value=204))
+        msg = decision_n(d, 1)
+        assert msg.reason == "model" and msg.verdict == GraspDecision.LIFT
+        g = GraspScript(k0=0)
+        assert stamp_to_float(msg.ta_stamp) == pytest.approx(driver.stamps[g.ta_k], abs=1e-9)
+        assert stamp_to_float(msg.tb_stamp) == pytest.approx(driver.stamps[g.tb_k], abs=1e-9)
+        assert 0.0 <= msg.latency_ms < 60_000  # on the node clock, whatever the driver's clock
+        assert wait_for(lambda: d.last_diag().get("time_base") == "header")
+        diag = d.last_diag()
+        assert diag["stamp_fallbacks"] == "0"
+        offsets = dict(kv.split("=") for kv in diag["stamp_offsets_s"].split())
+        assert set(offsets) == {"image", "joint_states"}
+        for v in offsets.values():
+            assert float(v) == pytest.approx(-offset_s, abs=0.5)
+        if offset_s:
+            assert "unsynchronised" in diag["clock_problem"] and diag["level"] == "0", diag  # info only
+        else:
+            assert diag["clock_problem"] == ""
+    finally:
+        rig.close()
+
+
+def test_header_time_base_falls_back_to_receive_time_for_empty_stamps(ros_context) -> None:  # noqa: F811
+    predictor = BrightnessPredictor()
+    driver = ClockDriver(ros_context, 0.0, empty_image_stamps=True)
+    rig, _node, d = start(ros_context, predictor, driver, **SCRIPTED)
+    try:
+        run_grasp(d, GraspScript(k0=0, tb_value=51))
+        msg = decision_n(d, 1)
+        assert msg.reason == "model" and msg.verdict == GraspDecision.ABORT
+        assert msg.p_success == pytest.approx(51 / 255, abs=1e-3)  # Tb is a frame after settling
+        assert stamp_to_float(msg.ta_stamp) is not None  # the receive-time fallback is reported
+        assert wait_for(lambda: int(d.last_diag().get("stamp_fallbacks", "0")) > 0)
     finally:
         rig.close()
 
@@ -176,11 +260,17 @@ def test_parameters_are_declared_with_descriptors_and_validated(ros_context) -> 
         assert not cross.successful and "tb_timeout_s" in cross.reason  # must exceed settle window + delay
         ro = node.set_parameters([Parameter("image_topic", value="/other")])[0]
         assert not ro.successful
+        tb = node.describe_parameter("time_base")
+        assert tb.read_only and "header" in tb.description
+        assert not node.set_parameters([Parameter("time_base", value="header")])[0].successful
     finally:
         rig.close()
 
 
 def test_invalid_start_up_parameters_raise_config_error(ros_context) -> None:  # noqa: F811
+    with pytest.raises(ConfigError, match="time_base"):
+        PredictorNode(context=ros_context, loader=lambda _c: BrightnessPredictor(),
+                      parameter_overrides=overrides(time_base="wall"))
     with pytest.raises(ConfigError, match="width_mode"):
         PredictorNode(context=ros_context, loader=lambda _c: BrightnessPredictor(),
                       parameter_overrides=overrides(width_mode="single"))  # two joints named

@@ -65,6 +65,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "threshold as on the robot; a plain mapping of TriggerConfig fields works too",
     )
     ev.add_argument(
+        "--time-base",
+        choices=["header", "receive"],
+        default=None,
+        help="time of frames and gripper samples, as the node's time_base parameter: header (default: "
+        "the header stamp, the recorded receive time where a stamp is empty) or receive (the log time)",
+    )
+    ev.add_argument(
         "--eager", action="store_true", help="decode every frame (slower; the benchmark baseline)"
     )
     ev.add_argument("--strict", action="store_true", help="fail on the first unreadable bag")
@@ -164,6 +171,7 @@ def _eval(args: argparse.Namespace) -> int:
     names = pick(args.joint_names, "joint_names", None)
     if names:
         jw.joint_names = tuple(names)
+    time_base = str(pick(args.time_base, "time_base", "header"))
     threshold = args.threshold
     if threshold is None and float(params.get("threshold", -1.0)) >= 0:
         threshold = float(params["threshold"])
@@ -184,6 +192,7 @@ def _eval(args: argparse.Namespace) -> int:
             joint_width=jw,
             labels=table,
             lazy=not args.eager,
+            time_base=time_base,
         )
     extra = {
         "bundle": str(args.bundle) if args.bundle else None,
@@ -193,7 +202,7 @@ def _eval(args: argparse.Namespace) -> int:
             + [
                 f"--{k.replace('_', '-')} {v}"
                 for k, v in vars(args).items()
-                if k in ("bundle", "labels", "params", "threshold", "out") and v is not None
+                if k in ("bundle", "labels", "params", "threshold", "time_base", "out") and v is not None
             ]
             + (["--eager"] if args.eager else [])
         ),

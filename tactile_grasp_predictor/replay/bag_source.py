@@ -1,8 +1,9 @@
 """Read a rosbag2 recording (mcap or sqlite3) into time-ordered inputs of the runtime core.
 
-A bag is read with ``rosbags`` (pure Python, no ROS install). Every message's *recorded
-receive time* (the bag's log time) is its time ``t`` in the core, exactly as the node uses its
-own receive time live; header stamps are carried alongside for reporting (``None`` when empty).
+A bag is read with ``rosbags`` (pure Python, no ROS install). Every item carries the message's
+*recorded receive time* (the bag's log time) as ``t`` and its header stamp as ``stamp``
+(``None`` when empty or when the type has no header); the replay turns the two into the core's
+time with the node's own rule (:class:`~tactile_grasp_predictor.timebase.TimeBase`).
 
 Images are not decoded while reading: :class:`LazyImage` keeps the raw CDR bytes and parses
 only the few header fields needed to validate a frame (encoding, size, step, data length);
@@ -216,7 +217,11 @@ class FrameItem:
 
 @dataclass(frozen=True)
 class GripperItem:
-    """A gripper input at ``t``: width (m) from JointState / status, moving flag, grasp state."""
+    """A gripper input received at ``t``: width (m) from JointState / status, moving flag, grasp state.
+
+    ``stamp``: the header stamp (``None`` if empty); ``has_header``: whether the type has a header
+    (a ROS 1 style status or a Bool has none: its time is always the receive time).
+    """
 
     t: float
     topic: str
@@ -225,6 +230,8 @@ class GripperItem:
     moving: bool | None = None
     grasp_state: int | None = None  # GraspState value
     status_text: str | None = None
+    stamp: float | None = None
+    has_header: bool = True
 
 
 @dataclass(frozen=True)
@@ -314,6 +321,11 @@ def parse_image_meta(raw: bytes, compressed: bool) -> ImageMeta:
     step = c.u32()
     off, n = c.blob()
     return ImageMeta(stamp, encoding, height, width, step, big, off, n, False)
+
+
+def parse_header_stamp(raw: bytes) -> float | None:
+    """Return the header stamp of a CDR message that starts with a ``std_msgs/Header`` (``None`` if empty)."""
+    return _Cdr(raw).stamp()
 
 
 def parse_joint_state(raw: bytes) -> tuple[list[str], list[float]]:
@@ -623,10 +635,10 @@ class BagSource:
                 width, why = self.joint_width.width(names, positions)
                 if width is None:
                     return Skipped(t, topic, f"{where}: {why}")
-                return GripperItem(t, topic, "joint", width_m=width)
+                return GripperItem(t, topic, "joint", width_m=width, stamp=parse_header_stamp(raw))
             msg = self._typestore.deserialize_cdr(raw, conn.msgtype)
             if topic == tp.moving:
-                return GripperItem(t, topic, "moving", moving=bool(msg.data))
+                return GripperItem(t, topic, "moving", moving=bool(msg.data), has_header=False)
             if topic == tp.outcome:
                 return OutcomeItem(t, bool(msg.data))
             if topic == tp.status:
@@ -664,4 +676,6 @@ class BagSource:
             moving=moving,
             grasp_state=None if state is None else int(state),
             status_text=getattr(msg, "status", None),
+            stamp=_stamp_of(msg),
+            has_header=hasattr(msg, "header"),
         )

@@ -1,10 +1,12 @@
 """Offline replay: a bag's messages through the node's own gate, predictor and ``decide``.
 
-Deterministic and DDS-free: every message enters the core at its recorded receive time,
-frames via :meth:`GraspGate.on_frame`, gripper inputs via :meth:`GraspGate.on_gripper`,
-exactly as the node feeds them live. Images stay undecoded until a frame is picked as Ta or
-Tb (``lazy=True``); ``lazy=False`` decodes every frame on arrival (the benchmark baseline,
-and what a node that decodes in its callback does).
+Deterministic and DDS-free: every message enters the core in its recorded order, timed by the
+node's rule (:class:`~tactile_grasp_predictor.timebase.TimeBase`, ``time_base``): its header
+stamp (``header``, the default; an empty stamp falls back to the recorded receive time) or its
+recorded receive time (``receive``); frames via :meth:`GraspGate.on_frame`, gripper inputs via
+:meth:`GraspGate.on_gripper`, exactly as the node feeds them live. Images stay undecoded until
+a frame is picked as Ta or Tb (``lazy=True``); ``lazy=False`` decodes every frame on arrival
+(the benchmark baseline, and what a node that decodes in its callback does).
 
 Per grasp the result holds the :class:`~tactile_grasp_predictor.decision.Decision`, the
 label (from an outcome topic or a CSV sidecar) and the gripper-only baseline's verdict
@@ -47,6 +49,7 @@ from tactile_grasp_predictor.replay.bag_source import (
     Skipped,
     TopicSelection,
 )
+from tactile_grasp_predictor.timebase import TimeBase
 from tactile_grasp_predictor.tracker import (
     GraspPhaseTracker,
     GripperFault,
@@ -199,6 +202,9 @@ class BagEvaluation:
     frames_decoded: int = 0
     seconds: float = 0.0
     error: str | None = None
+    time_base: str = "header"
+    stamp_fallbacks: int = 0
+    clock_problem: str = ""
 
 
 # ------------------------------------------------------------------------------ replay
@@ -221,24 +227,36 @@ def evaluate_bag(
     lazy: bool = True,
     max_warnings: int = 20,
     progress: bool = False,
+    time_base: str = "header",
 ) -> BagEvaluation:
     """Replay one bag offline; raises :class:`BagError` (naming the bag) only if it cannot be read at all.
 
     ``predictor``: anything with ``predict(ta, tb) -> float`` and ``model_id`` (None: every
-    snapshot ends in ABORT ``model_unavailable``, as on the node).
+    snapshot ends in ABORT ``model_unavailable``, as on the node). ``time_base``: ``header``
+    or ``receive``, as the node's parameter of that name.
     """
     cfg = (trigger or TriggerConfig()).validate()
     thr = _threshold_of(predictor, threshold)
     source = BagSource(Path(path), topics or TopicSelection(), joint_width or JointWidth())
-    result = BagEvaluation(source.name, str(path), None)
+    result = BagEvaluation(source.name, str(path), None, time_base=time_base)
+    timebase = TimeBase(time_base)
     start = time.perf_counter()
     source.open()
     try:
         result.topics = source.topics
-        _replay(source, result, predictor, cfg, thr, labels, lazy, progress)
+        _replay(source, result, predictor, cfg, thr, labels, lazy, progress, timebase)
     finally:
         source.close()
+    result.stamp_fallbacks = timebase.fallbacks
+    result.clock_problem = timebase.problem()[1]
     notes = source.warnings
+    if timebase.fallbacks:
+        notes.append(
+            f"{source.name}: {timebase.fallbacks} message(s) with empty header stamps timed by their receive "
+            f"time ({', '.join(f'{k}: {n}' for k, n in sorted(timebase.fallbacks_by_stream.items()))})"
+        )
+    if result.clock_problem:
+        notes.append(f"{source.name}: {result.clock_problem}")
     for topic, n in sorted(result.skipped.items()):
         notes.append(
             f"{source.name}: {n} unusable message(s) on {topic} (first: {result.skipped_first[topic]})"
@@ -259,6 +277,7 @@ def _replay(
     labels: LabelTable | None,
     lazy: bool,
     progress: bool,
+    timebase: TimeBase,
 ) -> None:
     from tqdm import tqdm
 
@@ -271,11 +290,15 @@ def _replay(
     model_id = str(getattr(predictor, "model_id", "") or "") if predictor is not None else ""
     last_t = -math.inf
 
+    onsets_log: dict[int, float] = {}  # the onsets on the bag's log-time clock (labels CSV windows)
+    shift = 0.0  # log time - core time of the current message
+
     def handle(events: list[Any], now: float) -> None:
         for ev in events:
             if isinstance(ev, PhaseChanged):
                 if ev.phase == "closing":
                     onsets.setdefault(ev.grasp_id, ev.t)
+                    onsets_log.setdefault(ev.grasp_id, ev.t + shift)
             elif isinstance(ev, SnapshotReady):
                 t0 = time.perf_counter()
                 proxy = _LazyPredictor(predictor, ev) if predictor is not None else None
@@ -302,7 +325,16 @@ def _replay(
     for item in source.items():
         bar.update()
         result.messages += 1
-        last_t = max(last_t, item.t)
+        if isinstance(item, FrameItem):
+            t = timebase.resolve(item.stamp, item.t, "image")
+        elif isinstance(item, GripperItem) and item.kind != "moving":
+            kind = "joint_states" if item.kind == "joint" else item.kind
+            t = (timebase.resolve(item.stamp, item.t, kind) if item.has_header
+                 else timebase.from_receive(item.t))
+        else:
+            t = timebase.from_receive(item.t)
+        shift = item.t - t
+        last_t = max(last_t, t)
         if isinstance(item, FrameItem):
             result.frames += 1
             img = item.image
@@ -313,9 +345,9 @@ def _replay(
                 except Exception as exc:
                     _skip(result, source.topics.image if source.topics else "?", str(exc))
                     continue
-            handle(gate.on_frame(LazyFrame(item.t, item.stamp, _PLACEHOLDER, img)), item.t)
+            handle(gate.on_frame(LazyFrame(t, item.stamp, _PLACEHOLDER, img)), t)
         elif isinstance(item, GripperItem):
-            sample = inputs.sample(item)
+            sample = inputs.sample(item, t)
             if sample is None:
                 continue
             for pe in baseline_tracker.update(sample):
@@ -325,7 +357,7 @@ def _replay(
                     baseline.setdefault(pe.grasp_id, Verdict.ABORT)
                 elif isinstance(pe, Opened):  # opened before settling
                     baseline.setdefault(baseline_tracker.grasp_id, Verdict.ABORT)
-            handle(gate.on_gripper(sample), item.t)
+            handle(gate.on_gripper(sample), t)
         elif isinstance(item, OutcomeItem):
             gid = gate.grasp_id
             if gid > 0 and gid not in outcome:
@@ -343,7 +375,7 @@ def _replay(
     for gid in sorted(decisions):
         label, how = None, ""
         if labels is not None:
-            label = labels.lookup(source.name, gid, onsets.get(gid))
+            label = labels.lookup(source.name, gid, onsets_log.get(gid))
             how = "csv" if label is not None else ""
         if label is None and gid in outcome:
             label, how = outcome[gid], "topic"
@@ -374,8 +406,9 @@ class GripperInputs:
         self.moving: bool | None = None
         self.state: GraspState | None = None
 
-    def sample(self, item: GripperItem) -> GripperSample | None:
-        """Return the sample this message feeds to the gate, or ``None``."""
+    def sample(self, item: GripperItem, t: float | None = None) -> GripperSample | None:
+        """Return the sample this message feeds to the gate at core time ``t`` (``item.t``), or ``None``."""
+        t = item.t if t is None else t
         if item.kind == "moving":
             self.moving = item.moving
             return None
@@ -384,10 +417,10 @@ class GripperInputs:
             if self.has_joint_states:
                 if self.state is None:
                     return None
-                return GripperSample(item.t, None, self.moving, self.state)
+                return GripperSample(t, None, self.moving, self.state)
             moving = self.moving if item.moving is None else item.moving
-            return GripperSample(item.t, item.width_m, moving, self.state)
-        return GripperSample(item.t, item.width_m, self.moving, self.state)
+            return GripperSample(t, item.width_m, moving, self.state)
+        return GripperSample(t, item.width_m, self.moving, self.state)
 
 
 def _with_time(d: Decision, t_decision: float, t_trigger: float) -> Decision:

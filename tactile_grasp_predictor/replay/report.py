@@ -287,6 +287,8 @@ def write_report(
             "frames": e.frames,
             "frames_decoded": e.frames_decoded,
             "seconds": round(e.seconds, 3),
+            "time_base": e.time_base,
+            "stamp_fallbacks": e.stamp_fallbacks,
             "error": e.error,
             "warnings": e.warnings,
             "topics": e.topics.to_dict() if e.topics else None,
@@ -361,14 +363,14 @@ def _markdown(doc: dict[str, Any]) -> str:
         "",
         "## Bags",
         "",
-        "| bag | grasps | messages | frames | decoded | s | problems |",
-        "|---|---|---|---|---|---|---|",
+        "| bag | grasps | messages | frames | decoded | s | time base (stamp fallbacks) | problems |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for b in doc["bags"]:
         problems = "; ".join(([b["error"]] if b["error"] else []) + b["warnings"]).replace("|", "/") or "–"
         lines.append(
             f"| {b['bag']} | {b['grasps']} | {b['messages']} | {b['frames']} | {b['frames_decoded']} "
-            f"| {b['seconds']} | {problems} |"
+            f"| {b['seconds']} | {b.get('time_base', '')} ({b.get('stamp_fallbacks', 0)}) | {problems} |"
         )
     lines += [
         "",

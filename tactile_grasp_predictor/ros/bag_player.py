@@ -202,6 +202,100 @@ class BagPlayer(Node):
             super().destroy_node()
 
 
+@dataclass
+class LiveRun:
+    """What :func:`live_replay` saw: the node's decisions and how the playback went."""
+
+    decisions: list[Any]  # replay.compare.LiveDecision, in arrival order
+    frames_accepted: int  # frames the node's gate took (fewer than the bag's: frames were dropped)
+    stats: PlayStats
+    diagnostics: dict[str, str] = field(default_factory=dict)
+
+
+def live_replay(
+    bag: Path,
+    predictor: Any,
+    params: dict[str, Any],
+    *,
+    rate: float = 1.0,
+    clock: bool = False,
+    expected: int | None = None,
+    wait_s: float = 30.0,
+    progress: bool = False,
+) -> LiveRun:
+    """Play ``bag`` to a fresh ``predictor_node`` over DDS (its own rclpy context) and collect its decisions.
+
+    ``params``: the node's parameters (name → value, e.g. ``image_topic``, ``time_base``,
+    ``trigger.tb_delay_s``); ``predictor``: what the node's worker uses (loaded once, outside).
+    After the bag ends, waits up to ``wait_s`` for ``expected`` decisions (or for the node's
+    pending timeouts: ``trigger.tb_timeout_s`` plus 2 s, when ``expected`` is None).
+    """
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from tactile_grasp_msgs.msg import GraspDecision
+
+    from tactile_grasp_predictor.replay.compare import LiveDecision
+    from tactile_grasp_predictor.ros.conversions import stamp_to_float
+    from tactile_grasp_predictor.ros.predictor_node import PredictorNode
+
+    if clock:
+        params = {**params, "use_sim_time": True}
+    context = rclpy.context.Context()
+    rclpy.init(context=context)
+    executors: list[SingleThreadedExecutor] = []
+    nodes: list[Node] = []
+    received: list[GraspDecision] = []
+    diag: dict[str, str] = {}
+    try:
+        node = PredictorNode(context=context, loader=lambda _cfg: predictor,
+                             parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+        sink = Node("tgp_live_replay_sink", context=context)
+        topic = f"{node.get_fully_qualified_name()}/decision"
+        sink.create_subscription(GraspDecision, topic, received.append,
+                                 QoSProfile(depth=1000, reliability=QoSReliabilityPolicy.RELIABLE))
+        player = BagPlayer(bag, context=context, clock=clock, rate=rate)
+        nodes += [node, sink, player]
+        for each in (node, sink):  # one executor each, as the node runs in its own process (main())
+            executor = SingleThreadedExecutor(context=context)
+            executor.add_node(each)
+            executors.append(executor)
+            threading.Thread(target=executor.spin, daemon=True).start()
+        if not node.model_ready.wait(120):
+            raise BagError(f"{bag}: the node's model did not load in 120 s")
+        inputs = [str(node.cfg["image_topic"]), str(node.cfg["joint_states_topic"])]
+        if not player.wait_for_subscribers([t for t in inputs if t in player.topics], 30.0):
+            raise BagError(f"{bag}: the node did not subscribe to {inputs} within 30 s")
+        deadline = time.monotonic() + 30.0
+        while sink.count_publishers(topic) == 0:
+            if time.monotonic() > deadline:
+                raise BagError(f"{bag}: no decision publisher matched within 30 s")
+            time.sleep(0.05)
+        time.sleep(0.5)  # let the decision subscription match both ways
+        stats = player.play(progress=progress)
+        if expected is None:
+            time.sleep(float(node.cfg.trigger.tb_timeout_s) + 2.0)
+        deadline = time.monotonic() + wait_s
+        while expected is not None and len(received) < expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # a late duplicate would show up here
+        frames = node._gate.stats.frames
+        diag = {"stamp_fallbacks": str(node._timebase.fallbacks),
+                "clock_problem": node._timebase.problem()[1],
+                "time_base": node._timebase.mode}
+    finally:
+        for each in reversed(nodes):
+            each.destroy_node()
+        for executor in executors:
+            executor.shutdown(timeout_sec=5.0)
+        rclpy.shutdown(context=context)
+    rows = [
+        LiveDecision(int(m.grasp_id), int(m.verdict), str(m.reason), stamp_to_float(m.ta_stamp),
+                     stamp_to_float(m.tb_stamp), float(m.p_success))
+        for m in received
+    ]
+    return LiveRun(rows, frames, stats, diag)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``tgp bag play`` and this module's ``main``."""
     add_play_arguments(parser)

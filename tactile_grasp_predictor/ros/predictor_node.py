@@ -63,6 +63,7 @@ from tactile_grasp_predictor.gripper import (
 )
 from tactile_grasp_predictor.ros.conversions import decision_to_msg, image_to_rgb, stamp_to_float
 from tactile_grasp_predictor.ros.params import ParamSpec, check_all, declare_all, make_set_callback
+from tactile_grasp_predictor.timebase import TIME_BASES, TimeBase
 from tactile_grasp_predictor.tracker import TriggerConfig
 
 ENCODINGS = ("rgb8", "bgr8", "8UC3", "mono8", "rgba8", "bgra8")
@@ -125,6 +126,17 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("grasp_state_variant", "fork",
               "status layout: ros1 (status text + width mm), ros2_port (+ object_grasped), "
               "fork (grasping_state_id)", choices=GRASP_STATE_VARIANTS, read_only=True),
+    # Time base of frames and gripper samples (docs/node.md, "Time base").
+    ParamSpec("time_base", "header",
+              "header: the message's header stamp (capture time; an empty stamp falls back to the "
+              "receive time, counted in diagnostics); receive: the node clock when the callback runs",
+              choices=TIME_BASES, read_only=True),
+    ParamSpec("time_offset_warn_s", 1.0,
+              "header stamps further than this from the node clock (or from each other across "
+              "topics) are reported in diagnostics and the log", lo=0.001, hi=1e6, read_only=True),
+    ParamSpec("time_watchdog_slack_s", 0.1,
+              "time_base header: timeouts fire this long after the largest recent transport delay, "
+              "so a message still in flight is not overtaken by a tick", lo=0.0, hi=10.0, read_only=True),
     # Model.
     ParamSpec("bundle_path", "", "model bundle directory (empty or unreadable: every grasp ABORTs "
               "with model_unavailable)", read_only=True),
@@ -249,12 +261,13 @@ class _InferenceWorker:
     def __init__(
         self,
         load: Callable[[], PredictorLike],
-        run: Callable[[SnapshotReady, PredictorLike | None, str], None],
+        run: Callable[[SnapshotReady, float, PredictorLike | None, str], None],
         max_pending: int,
     ) -> None:
         self._load = load
         self._run = run
-        self.queue: queue.Queue[SnapshotReady | None] = queue.Queue(maxsize=max_pending)
+        # (snapshot, node-clock time of its trigger)
+        self.queue: queue.Queue[tuple[SnapshotReady, float] | None] = queue.Queue(maxsize=max_pending)
         self.predictor: PredictorLike | None = None
         self.error = ""
         self.failures = 0
@@ -273,14 +286,14 @@ class _InferenceWorker:
             if item is None:
                 return
             try:
-                self._run(item, self.predictor, self.error)
+                self._run(item[0], item[1], self.predictor, self.error)
             except Exception as exc:  # keep serving later grasps whatever happened to this one
                 self.failures += 1
                 self.error = self.error or f"worker: {type(exc).__name__}: {exc}"
 
-    def submit(self, snapshot: SnapshotReady) -> bool:
+    def submit(self, snapshot: SnapshotReady, t_trigger_node: float) -> bool:
         try:
-            self.queue.put_nowait(snapshot)
+            self.queue.put_nowait((snapshot, t_trigger_node))
             return True
         except queue.Full:
             return False
@@ -311,6 +324,11 @@ class PredictorNode(Node):
         self._lock = threading.Lock()  # guards the gate and the counters below
         self._cond = threading.Condition(self._lock)  # decisions / phase changes wake action goals
         self._gate = GraspGate(self.cfg.trigger)
+        self._timebase = TimeBase(str(self.cfg["time_base"]),
+                                  warn_offset_s=float(self.cfg["time_offset_warn_s"]),
+                                  watchdog_slack_s=float(self.cfg["time_watchdog_slack_s"]))
+        self._recv_now = 0.0  # node-clock time of the callback being handled (lock held)
+        self._clock_problem = ("", "")
         self._phase = "waiting"
         self._frame_id = str(self.cfg["frame_id"])
         self._frames = _RateMeter()
@@ -339,8 +357,10 @@ class PredictorNode(Node):
                        durability=QoSDurabilityPolicy.VOLATILE, history=QoSHistoryPolicy.KEEP_LAST),
         )
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        # reliable: depth 10 (a third of a second at 30 Hz) rides out a stalled callback without
+        # losing frames; with time_base header a late frame keeps its capture time.
         image_qos = qos_profile_sensor_data if self.cfg["image_qos"] == "sensor_data" else QoSProfile(
-            depth=2, reliability=QoSReliabilityPolicy.RELIABLE, history=QoSHistoryPolicy.KEEP_LAST)
+            depth=10, reliability=QoSReliabilityPolicy.RELIABLE, history=QoSHistoryPolicy.KEEP_LAST)
         self.create_subscription(Image, self.cfg["image_topic"], self._on_image, image_qos,
                                  callback_group=inputs)
         self.create_subscription(JointState, self.cfg["joint_states_topic"], self._on_joint_state,
@@ -413,7 +433,7 @@ class PredictorNode(Node):
 
     # ---------------------------------------------------------------- inputs (cheap; never block)
     def _on_image(self, msg: Image) -> None:
-        t = self.now_s()
+        recv = self.now_s()
         try:
             rgb = image_to_rgb(msg, tuple(self.cfg["image_encodings"]), self.cfg["image_topic"])
         except (FrameError, ValueError) as exc:
@@ -424,9 +444,11 @@ class PredictorNode(Node):
             if self._bad_frames == 1 or self._bad_frames % 100 == 0:
                 self.get_logger().warning(f"bad frame #{self._bad_frames}: {exc}")
             return
-        frame = Frame(t=t, stamp=stamp_to_float(msg.header.stamp), image=rgb)
+        stamp = stamp_to_float(msg.header.stamp)
         with self._lock:
-            self._frames.tick(t)
+            self._recv_now = recv
+            frame = Frame(t=self._timebase.resolve(stamp, recv, "image"), stamp=stamp, image=rgb)
+            self._frames.tick(recv)
             self._bad_since_good = False
             if not self.cfg["frame_id"]:
                 self._frame_id = msg.header.frame_id
@@ -434,7 +456,7 @@ class PredictorNode(Node):
             self._handle(events)
 
     def _on_joint_state(self, msg: JointState) -> None:
-        t = self.now_s()
+        recv = self.now_s()
         width, why = joint_state_width(msg.name, msg.position, self.cfg.joints)
         with self._lock:
             if width is None:
@@ -442,7 +464,9 @@ class PredictorNode(Node):
                 self._gripper_bad += 1
                 self._last_gripper_bad = why
                 return
-            self._gripper.tick(t)
+            self._recv_now = recv
+            t = self._timebase.resolve(stamp_to_float(msg.header.stamp), recv, "joint_states")
+            self._gripper.tick(recv)
             sample = GripperSample(t=t, width_m=width, moving=self._moving,
                                    grasp_state=self._last_grasp_state)
             self._handle(self._gate.on_gripper(sample))
@@ -452,7 +476,7 @@ class PredictorNode(Node):
             self._moving = bool(msg.data)
 
     def _on_status(self, msg: Any) -> None:
-        t = self.now_s()
+        recv = self.now_s()
         variant = self.cfg["grasp_state_variant"]
         try:
             if variant == "fork":
@@ -469,7 +493,11 @@ class PredictorNode(Node):
                 self._gripper_bad += 1
                 self._last_gripper_bad = f"{self.cfg['grasp_state_topic']}: {exc}"
             return
+        header = getattr(msg, "header", None)  # the ROS 1 style status has none
         with self._lock:
+            self._recv_now = recv
+            t = (self._timebase.resolve(stamp_to_float(header.stamp), recv, "status") if header is not None
+                 else self._timebase.from_receive(recv))
             self._last_grasp_state = state
             if state is not None:
                 sample = GripperSample(t=t, width_m=None, moving=self._moving, grasp_state=state)
@@ -477,8 +505,16 @@ class PredictorNode(Node):
             del width  # the JointState gives the width; the status only its grasp state
 
     def _on_tick(self) -> None:
+        recv = self.now_s()
         with self._lock:
-            self._handle(self._gate.on_tick(self.now_s()))
+            self._recv_now = recv
+            t = self._timebase.watchdog_time(recv)
+            if self._timebase.mode == "header":
+                # only forward: the watchdog clock trails the stamps (never a clock reset by a tick)
+                now = self._gate.now
+                if now is None or t <= now:
+                    return
+            self._handle(self._gate.on_tick(t))
 
     # ---------------------------------------------------------------- gate events (lock held)
     def _handle(self, events: Sequence[object]) -> None:
@@ -489,7 +525,7 @@ class PredictorNode(Node):
             elif isinstance(event, SnapshotReady):
                 self._phase = "predicting"
                 self._cond.notify_all()
-                if not self._worker.submit(event):
+                if not self._worker.submit(event, self._recv_now):
                     aborted = GraspAborted(grasp_id=event.grasp_id, t=event.t_trigger, reason="overloaded",
                                            ta=event.ta, tb=event.tb)
                     self._publish(self._abort(aborted))
@@ -506,22 +542,28 @@ class PredictorNode(Node):
 
     def _abort(self, event: GraspAborted) -> Decision:
         predictor = self._worker.predictor
-        return abort_decision(event, threshold=self._threshold(predictor), now=self.now_s(),
+        now = max(event.t, self._timebase.from_receive(self.now_s()))  # on the core's clock
+        return abort_decision(event, threshold=self._threshold(predictor), now=now,
                               model_id=predictor.model_id if predictor else "")
 
     # ---------------------------------------------------------------- inference (worker thread)
-    def _run_snapshot(self, snapshot: SnapshotReady, predictor: PredictorLike | None, error: str) -> None:
+    def _run_snapshot(self, snapshot: SnapshotReady, t_trigger_node: float, predictor: PredictorLike | None,
+                      error: str) -> None:
         if predictor is None:
             aborted = GraspAborted(grasp_id=snapshot.grasp_id, t=snapshot.t_trigger,
                                    reason="model_unavailable", ta=snapshot.ta, tb=snapshot.tb)
-            decision = abort_decision(aborted, threshold=math.nan, now=self.now_s())
+            decision = abort_decision(aborted, threshold=math.nan, now=snapshot.t_trigger)
         else:
             snapshot = dataclasses.replace(  # frames may be views of message buffers: own the two used
                 snapshot, ta=_owned(snapshot.ta), tb=_owned(snapshot.tb))
-            decision = decide(snapshot, predictor, self._threshold(predictor), now=self.now_s())
-            end = self.now_s()  # latency: Tb trigger -> decision, inference included
-            decision = dataclasses.replace(decision, latency_ms=(end - snapshot.t_trigger) * 1000.0,
-                                           t_decision=end)
+            decision = decide(snapshot, predictor, self._threshold(predictor), now=snapshot.t_trigger)
+        # latency on the node clock (Tb trigger -> decision, inference included): the trigger's
+        # core time may be a header stamp from another clock
+        end = self.now_s()
+        with self._lock:
+            t_decision = max(snapshot.t_trigger, self._timebase.from_receive(end))
+        decision = dataclasses.replace(decision, latency_ms=max(0.0, end - t_trigger_node) * 1000.0,
+                                       t_decision=t_decision)
         with self._lock:
             self._handle(self._gate.mark_decided(snapshot.grasp_id, decision.t_decision))
             self._publish(decision)
@@ -578,8 +620,19 @@ class PredictorNode(Node):
                     f"{self._last_decision.latency_ms:.2f}" if self._last_decision else ""
                 ),
                 "pending_inference": str(w.queue.qsize()),
+                "time_base": self._timebase.mode,
+                "stamp_fallbacks": str(self._timebase.fallbacks),
+                "stamp_offsets_s": " ".join(f"{k}={v:+.4f}" for k, v in self._timebase.offsets().items()),
             }
             bad_recent = self._bad_since_good
+            clock = self._timebase.problem()
+            kv["clock_problem"] = clock[1]
+        if clock != self._clock_problem:  # log a clock problem once, when it appears or changes
+            self._clock_problem = clock
+            if clock[0] == "warn":
+                self.get_logger().warning(clock[1])
+            elif clock[0] == "info":
+                self.get_logger().info(clock[1])
         level, message = DiagnosticStatus.OK, "ok"
         if not w.loaded.is_set():
             level, message = DiagnosticStatus.WARN, "loading model"
@@ -591,6 +644,8 @@ class PredictorNode(Node):
             level, message = DiagnosticStatus.WARN, "malformed frames"
         elif frame_age > max_age:
             level, message = DiagnosticStatus.WARN, f"frames stale ({frame_age:.2f} s)"
+        elif clock[0] == "warn":
+            level, message = DiagnosticStatus.WARN, "header stamps on different clocks"
         elif self._gripper.count == 0:
             level, message = DiagnosticStatus.WARN, "no gripper state received"
         status = DiagnosticStatus(level=level, name=f"{self.get_name()}: grasp gate", message=message,
