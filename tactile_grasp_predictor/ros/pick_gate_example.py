@@ -10,15 +10,14 @@ and reports::
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from tactile_grasp_predictor.ros.params import ParamSpec, check_all, declare_all
 from tactile_grasp_predictor.ros.pick_gate import DEFAULT_ACTION, PickGate
+from tactile_grasp_predictor.ros.spin import spin_node_main
 
 PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("action_name", DEFAULT_ACTION, "the predictor's EvaluateGrasp action", read_only=True),
@@ -61,18 +60,7 @@ def run(node: Node) -> int:
 
 def main(args: Sequence[str] | None = None) -> int:
     """``ros2 run tactile_grasp_predictor pick_gate_example``."""
-    rclpy.init(args=list(args) if args is not None else sys.argv)
-    node = Node("pick_gate_example")
-    code = 0
-    try:
-        code = run(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return code
+    return spin_node_main("pick_gate_example", lambda: Node("pick_gate_example"), args, spin=run)
 
 
 if __name__ == "__main__":

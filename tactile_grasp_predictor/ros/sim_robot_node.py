@@ -16,7 +16,6 @@ has (or would have had), so a demo can score every decision.
 from __future__ import annotations
 
 import math
-import sys
 import threading
 import time
 from collections import deque
@@ -28,7 +27,7 @@ from typing import Any
 import numpy as np
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
@@ -38,6 +37,7 @@ from tactile_grasp_msgs.msg import GraspDecision
 from tactile_grasp_predictor.errors import DatasetError, TgpError
 from tactile_grasp_predictor.ros.conversions import finger_joint_state, rgb_to_image
 from tactile_grasp_predictor.ros.params import ParamSpec, check_all, declare_all
+from tactile_grasp_predictor.ros.spin import spin_node_main
 
 FINGER_JOINTS = ("wsg50_finger_left_joint", "wsg50_finger_right_joint")
 
@@ -418,30 +418,19 @@ class SimRobotNode(Node):
         super().destroy_node()
 
 
+def spin_until_done(node: SimRobotNode) -> int:
+    """Spin the robot until it has replayed every trial (or rclpy shuts down); exit code 0."""
+    executor = MultiThreadedExecutor(num_threads=2)
+    executor.add_node(node)
+    while rclpy.ok() and not node.done.is_set():
+        executor.spin_once(timeout_sec=0.1)
+    node.get_logger().info(f"replayed {len(node.results)} trials")
+    return 0
+
+
 def main(args: Sequence[str] | None = None) -> int:
     """``ros2 run tactile_grasp_predictor sim_robot_node --ros-args -p shards:=[DIR]``."""
-    rclpy.init(args=list(args) if args is not None else sys.argv)
-    node: SimRobotNode | None = None
-    code = 0
-    try:
-        node = SimRobotNode()
-        executor = MultiThreadedExecutor(num_threads=2)
-        executor.add_node(node)
-        while rclpy.ok() and not node.done.is_set():
-            executor.spin_once(timeout_sec=0.1)
-        n = len(node.results)
-        node.get_logger().info(f"replayed {n} trials")
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except TgpError as exc:
-        print(f"sim_robot_node: {exc}", file=sys.stderr)
-        code = 2
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return code
+    return spin_node_main("sim_robot_node", SimRobotNode, args, spin=spin_until_done)
 
 
 if __name__ == "__main__":
