@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,16 +25,6 @@ from tactile_grasp_msgs.msg import GraspDecision
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
-
-
-@pytest.fixture
-def ros_context() -> Iterator[rclpy.context.Context]:
-    context = rclpy.context.Context()
-    rclpy.init(context=context)
-    try:
-        yield context
-    finally:
-        rclpy.shutdown(context=context)
 
 
 def spin_until(executor: rclpy.executors.Executor, done: Callable[[], bool], timeout_s: float = 20.0) -> bool:

@@ -11,21 +11,9 @@ import rclpy
 from action_msgs.msg import GoalStatus
 from rclpy.node import Node
 from tactile_grasp_msgs.msg import GraspDecision
-from test_node_harness import (
-    BrightnessPredictor,
-    Driver,
-    GraspScript,
-    Rig,
-    connected,
-    overrides,
-    ros_context,  # noqa: F401  (fixture)
-    run_grasp,
-    stamp,
-    wait_for,
-)
+from test_node_harness import BrightnessPredictor, GraspScript, run_grasp, stamp, start_predictor, wait_for
 
 from tactile_grasp_predictor.ros.pick_gate import PickGate
-from tactile_grasp_predictor.ros.predictor_node import PredictorNode
 
 # Real-time DDS on a 2-core machine: a stall of a second (first torch use, a busy CI box)
 # reads as gripper silence or a late frame. Rerun such a test before calling it failed;
@@ -33,17 +21,12 @@ from tactile_grasp_predictor.ros.predictor_node import PredictorNode
 pytestmark = pytest.mark.flaky(reruns=2, reruns_delay=2)
 
 
-def test_action_round_trip_cancel_and_timeout(ros_context: rclpy.context.Context) -> None:  # noqa: F811
-    rig = Rig(ros_context)
-    node = rig.add(PredictorNode(context=ros_context, loader=lambda _c: BrightnessPredictor(),
-                                 parameter_overrides=overrides(trigger__frame_max_age_s=5.0,
-                                                               trigger__tb_timeout_s=6.0)))
-    driver = rig.add(Driver(ros_context))
-    rig.start()
+def test_action_round_trip_cancel_and_timeout(ros_context: rclpy.context.Context) -> None:
+    rig, node, driver = start_predictor(ros_context, BrightnessPredictor(), trigger__frame_max_age_s=5.0,
+                                        trigger__tb_timeout_s=6.0)
     client = Node("pick_pipeline", context=ros_context)  # spun by PickGate itself
     gate = PickGate(client)
     try:
-        connected(driver)
         assert gate.wait_for_server(30.0)
 
         # 1. Round trip: the goal waits for the next grasp, feedback follows its phases.
@@ -87,7 +70,7 @@ def test_action_round_trip_cancel_and_timeout(ros_context: rclpy.context.Context
         rig.close()
 
 
-def test_no_server_is_an_abort_not_an_exception(ros_context: rclpy.context.Context) -> None:  # noqa: F811
+def test_no_server_is_an_abort_not_an_exception(ros_context: rclpy.context.Context) -> None:
     client = Node("lonely_pipeline", context=ros_context)
     gate = PickGate(client, "/nobody/evaluate_grasp")
     try:

@@ -11,13 +11,17 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import rclpy
 from builtin_interfaces.msg import Time
+
+# The fixture lives in conftest.py; this name stays importable from here only until the modules
+# that still import it (test_node_predictor.py, test_node_sim_robot.py) drop that import.
+from conftest import ros_context  # noqa: F401
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
@@ -34,6 +38,7 @@ from tactile_grasp_predictor.ros.conversions import (
     rgb_to_image,
     stamp_to_float,
 )
+from tactile_grasp_predictor.ros.predictor_node import PredictorNode
 from tactile_grasp_predictor.ros.sim_robot_node import DRIVER_QOS, FINGER_JOINTS
 
 OPEN, HELD = 0.08, 0.04  # finger openings, metres
@@ -234,14 +239,25 @@ def overrides(**values: object) -> list[Parameter]:
     return [Parameter(k.replace("__", "."), value=v) for k, v in values.items()]
 
 
-@pytest.fixture
-def ros_context() -> Iterator[rclpy.context.Context]:
-    context = rclpy.context.Context()
-    rclpy.init(context=context)
+def start_predictor(context: rclpy.context.Context, predictor: object | None = None, **params: object
+                    ) -> tuple[Rig, PredictorNode, Driver]:
+    """A spinning rig with ``predictor_node`` (``predictor`` instead of a bundle, if given) and a Driver.
+
+    Returns once DDS has matched the driver's publishers and the model is ready; ``params``
+    are node parameters (``trigger__tb_timeout_s`` for ``trigger.tb_timeout_s``).
+    """
+    rig = Rig(context)
+    kwargs = {"loader": (lambda _cfg: predictor)} if predictor is not None else {}
     try:
-        yield context
-    finally:
-        rclpy.shutdown(context=context)
+        node = rig.add(PredictorNode(context=context, parameter_overrides=overrides(**params), **kwargs))
+        driver = rig.add(Driver(context))
+        rig.start()
+        connected(driver)
+        assert node.model_ready.wait(60), "the predictor never became ready"
+    except BaseException:
+        rig.close()
+        raise
+    return rig, node, driver
 
 
 # ------------------------------------------------------------------ the conversions' own tests
