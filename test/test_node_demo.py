@@ -1,4 +1,8 @@
-"""tgp demo's scoring and report (the live run itself is `make demo`)."""
+"""tgp demo: the model step (the real train → export pipeline, reused on a second run), scoring, report.
+
+The live run itself (two processes over DDS, 100 grasps) is ``make demo``; the node and the
+simulated robot have their own live tests.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,120 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
-from training.demo import Grasp, summarize, write_report
+from tactile_grasp_predictor.bundle import read_manifest
+from tactile_grasp_predictor.errors import ConfigError
+from tactile_grasp_predictor.predictor import Predictor
+from training.config import check_queue, load_config
+from training.demo import (
+    Grasp,
+    describe_model,
+    fit_queue,
+    link_latest,
+    prepare_bundle,
+    run_key,
+    simulate,
+    summarize,
+    write_report,
+)
+
+TINY = ["epochs=1", "num_threads=1"]
+
+
+@pytest.fixture(scope="module")
+def sim_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """60 trials of the real simulator, key frames only, small frames (the tiny config resizes to 40 x 48)."""
+    torch.set_num_threads(1)
+    return simulate(tmp_path_factory.mktemp("sim") / "train", 60, 3, False, (64, 48), progress=False)
 
 
 def grasp(i: int, label: bool, verdict: str, reason: str = "model", p: float = 0.5) -> Grasp:
     return Grasp(i, f"s.h5:i{i}", label, verdict, p if reason == "model" else math.nan, reason, i + 1,
                  10.0 + i, 20.0 + i)
+
+
+def test_fit_queue_follows_the_queue_rules() -> None:
+    cfg = load_config("cpu")  # batch 64, K 1024
+    assert fit_queue(cfg, 5000).moco_k == 1024  # large sets keep the config's queue
+    small = fit_queue(cfg, 800)
+    assert small.moco_k == 704 and small.moco_k % 64 == 0 and small.moco_k <= 800 - 64
+    check_queue(small.moco_k, small.batch_size, 800)  # accepted by the training's own check
+    assert fit_queue(cfg, 128).moco_k == 64
+    with pytest.raises(ConfigError, match="too few"):
+        fit_queue(cfg, 100)
+
+
+def test_run_key_ignores_threads_but_not_training_fields() -> None:
+    info = {"kind": "paper", "fingerprint": {"train": "abc", "test": "def"}}
+    cfg = load_config("cpu")
+    key = run_key(cfg, info)
+    assert run_key(load_config("cpu", ["num_threads=1"]), info) == key
+    assert run_key(load_config("cpu", ["epochs=3"]), info) != key
+    assert run_key(cfg, {**info, "fingerprint": {"train": "xyz", "test": "def"}}) != key
+
+
+def test_prepare_bundle_trains_moco_exports_then_reuses(sim_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    bundle, reused = prepare_bundle(sim_dir, out, "tiny", TINY, "mlp", "precision>=0.8", False, False, False)
+    assert not reused and bundle.parent.parent == out / "runs"
+    man = read_manifest(bundle)
+    assert man["training_method"] == "moco" and man["probe"]["kind"] == "mlp"
+    assert man["config"]["epochs"] == 1 and man["config"]["name"] == "tiny"
+    assert man["config"]["moco_k"] == 16, "queue fitted to 40 training trials, batch 16"
+    assert man["data_fingerprint"]["n_train"] == 40 and man["data_fingerprint"]["n_test"] == 20
+    assert "precision >= 0.8" in man["metrics"]["threshold_rule"]
+    assert json.loads((bundle.parent / "history.json").read_text())[-1]["epoch"] == 1
+    p = Predictor.from_bundle(bundle).predict(*_frames(sim_dir))
+    assert 0.0 <= p <= 1.0
+
+    # the same command again: nothing trained, the same bundle
+    again, reused = prepare_bundle(sim_dir, out, "tiny", TINY, "mlp", "precision>=0.8", False, False, False)
+    assert reused and again == bundle and read_manifest(again)["created"] == man["created"]
+    # another threshold rule: same run (resumed, finished), another bundle
+    bal, reused = prepare_bundle(sim_dir, out, "tiny", TINY, "mlp", "balanced_accuracy", False, False, False)
+    assert not reused and bal.parent == bundle.parent and bal != bundle
+    assert read_manifest(bal)["model_id"] != "" and read_manifest(bal)["config"] == man["config"]
+    # another config: a new run directory, trained from scratch
+    two, reused = prepare_bundle(sim_dir, out, "tiny", ["epochs=2", "num_threads=1"], "mlp", "precision>=0.8",
+                                 False, False, False)
+    assert not reused and two.parent != bundle.parent
+    assert [h["epoch"] for h in json.loads((two.parent / "history.json").read_text())] == [1, 2]
+    with pytest.raises(ConfigError, match="threshold rule"):
+        prepare_bundle(sim_dir, out, "tiny", TINY, "mlp", "precision>=2", False, False, False)
+    # demo_out/bundle follows the latest bundle (a link); a real directory there is not touched
+    link_latest(out / "bundle", bundle)
+    link_latest(out / "bundle", two)
+    assert (out / "bundle").resolve() == two.resolve()
+    assert read_manifest(out / "bundle")["config"]["epochs"] == 2
+    (tmp_path / "mine").mkdir()
+    link_latest(tmp_path / "mine", two)
+    assert not (tmp_path / "mine").is_symlink()
+
+
+def _frames(sim_dir: Path) -> tuple[object, object]:
+    from tactile_grasp_predictor.data.calandra import CalandraShard, index_shards
+
+    ref = index_shards(sim_dir).refs[0]
+    with CalandraShard(ref.path) as shard:
+        t = shard.read(ref.index, keys=("gelsightA_before", "gelsightA_during"))
+    return t.images["gelsightA_before"], t.images["gelsightA_during"]
+
+
+def test_describe_model_names_method_epochs_probe_trials_and_threshold() -> None:
+    conf = {"arch": "resnet18", "epochs": 10, "name": "cpu", "moco_k": 704}
+    man = {"training_method": "moco", "config": conf,
+           "probe": {"kind": "mlp"}, "threshold": 0.62,
+           "data_fingerprint": {"n_train": 800, "n_test": 400},
+           "metrics": {"epochs": 10, "threshold_rule": "lowest threshold with LIFT precision >= 0.85",
+                       "validation": {"n": 160, "lift_precision": 0.87, "lift_recall": 0.6},
+                       "test": {"accuracy": 0.8, "lift_precision": 0.86, "auc": 0.88}}}
+    text = describe_model(man)
+    for part in ("moco (resnet18, 10 epochs, config cpu, K=704)", "mlp probe", "800 training / 400 test",
+                 "threshold 0.62 (lowest threshold with LIFT precision >= 0.85)", "LIFT precision 87.0%",
+                 "accuracy 80.0%"):
+        assert part in text, (part, text)
+    assert "threshold 0.50 (rule not recorded)" in describe_model({"threshold": 0.5})  # a foreign bundle
 
 
 def test_summary_counts_accuracy_precision_and_baselines() -> None:
@@ -33,10 +144,11 @@ def test_summary_counts_accuracy_precision_and_baselines() -> None:
 def test_report_files(tmp_path: Path) -> None:
     grasps = [grasp(i, i % 3 != 0, "LIFT" if i % 2 else "ABORT", p=(i % 10) / 10) for i in range(30)]
     s = summarize(grasps, threshold=0.5)
-    report = write_report(tmp_path, grasps, s, {"model_id": "m", "training_method": "t",
-                                                "metrics": {"val_accuracy": 0.8}})
+    report = write_report(tmp_path, grasps, s, {"model_id": "m", "training_method": "moco", "threshold": 0.5,
+                                                "probe": {"kind": "mlp"}, "config": {"epochs": 3}})
     text = report.read_text()
     assert "accuracy" in text and "LIFT precision" in text and "report.png" in text
+    assert "moco (?, 3 epochs" in text and "mlp probe" in text
     assert (tmp_path / "report.png").stat().st_size > 10_000
     assert len((tmp_path / "grasps.csv").read_text().splitlines()) == 31
     assert json.loads((tmp_path / "summary.json").read_text())["summary"]["grasps"] == 30

@@ -1,12 +1,13 @@
 """``tgp demo`` (``make demo``): simulate, train, then gate live grasps of a simulated robot.
 
 1. Simulate a training set (key frames) and a live set (camera streams) with ``tgp simulate``.
-2. Get a model bundle: reuse the one an earlier ``tgp demo`` made with the same options, or
-   train one. The demo's model is a small supervised ResNet-18 on Tb − Ta (the shared
-   preprocessing) with an MLP probe on its frozen features, exported through
-   ``bundle.write_bundle`` — a quick stand-in labelled as such in the report, not the
-   MoCo v2 pipeline (``tgp train`` / ``tgp probe`` / ``tgp export``; pass ``--bundle`` to use
-   a bundle from there).
+2. Get a model bundle through the real offline pipeline, the functions ``tgp train`` and
+   ``tgp export`` call: MoCo v2 with the ``cpu`` config (fewer epochs, the queue fitted to
+   the small set) → frozen features → MLP probe → bundle, its threshold chosen for a pick
+   gate (``precision>=P`` on validation trials: a failed lift costs more than a regrasp).
+   The run directory is resumable and keyed by config + data, so a second ``tgp demo``
+   reuses the trained run and bundle, and a different config trains anew (``--bundle DIR``
+   runs any exported bundle instead).
 3. Start ``predictor_node`` as its own process and ``sim_robot_node`` (closed loop) in this
    one, over real DDS on a private domain; replay every live trial: the robot closes, waits
    for the decision, lifts on LIFT and releases on ABORT, then reports the true outcome.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import hashlib
 import json
 import math
@@ -34,23 +36,34 @@ from typing import Any
 import numpy as np
 
 from tactile_grasp_predictor.errors import ConfigError, TgpError
+from training.config import TrainConfig, load_config
 
-STAND_IN = "supervised ResNet-18 + MLP probe (demo stand-in, not MoCo v2)"
+DEMO_THRESHOLD_RULE = "precision>=0.85"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``tgp demo`` options."""
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="working and report directory")
-    parser.add_argument("--train-trials", type=int, default=600, help="simulated trials to train on")
+    parser.add_argument("--train-trials", type=int, default=1200,
+                        help="simulated trials for training (paper split: 2/3 train, 1/3 test)")
     parser.add_argument("--live-trials", type=int, default=100, help="grasps run live (>= 100 for the demo)")
     parser.add_argument("--size", default="128x96", help="simulated GelSight image size WxH")
-    parser.add_argument("--epochs", type=int, default=5, help="training epochs of the demo model")
+    parser.add_argument("--config", default="cpu", help="training config (named or a YAML path)")
+    parser.add_argument("--epochs", type=int, default=10,
+                        help="MoCo epochs (the cpu config's 30 take longer)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads for training (0: 2 on an idle machine, else 1)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field, as in tgp train (repeatable)")
+    parser.add_argument("--probe", default="mlp", choices=("knn", "svm", "mlp"), help="probe on the features")
+    parser.add_argument("--threshold-rule", default=DEMO_THRESHOLD_RULE,
+                        help="how tgp export picks the threshold: precision>=P or balanced_accuracy")
     parser.add_argument("--rate", type=float, default=2.0, help="robot speed factor (1 = real time)")
     parser.add_argument("--seed", type=int, default=0, help="simulation / training seed")
     parser.add_argument("--bundle", type=Path, default=None, help="use this bundle instead of training one")
     parser.add_argument("--backend", default="torch", choices=("torch", "onnx"),
                         help="node inference backend")
-    parser.add_argument("--retrain", action="store_true", help="train again even if a bundle exists")
+    parser.add_argument("--retrain", action="store_true", help="train and export again even if they exist")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -71,110 +84,112 @@ def simulate(out: Path, trials: int, seed: int, streams: bool, size: tuple[int, 
 
 
 # ------------------------------------------------------------------------------ the demo model
-def load_pairs(sim_dir: Path, pre: Any, progress: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Resized Ta/Tb frames ``N x h x w x 3`` and labels ``N`` of every trial in ``sim_dir``."""
-    from tqdm import tqdm
-
-    from tactile_grasp_predictor.data.calandra import CalandraShard, index_shards
-    from tactile_grasp_predictor.preprocess import resize_frame
-
-    index = index_shards(sim_dir)
-    ta, tb, y = [], [], []
-    by_file: dict[str, list[int]] = {}
-    for ref in index.refs:
-        by_file.setdefault(str(ref.path), []).append(ref.index)
-    bar = tqdm(total=sum(map(len, by_file.values())), desc="load", unit="trial", disable=not progress)
-    for path, indices in by_file.items():
-        with CalandraShard(path) as shard:
-            for i in indices:
-                t = shard.read(i, keys=("gelsightA_before", "gelsightA_during"))
-                ta.append(resize_frame(t.images["gelsightA_before"], pre))
-                tb.append(resize_frame(t.images["gelsightA_during"], pre))
-                y.append(bool(t.is_gripping))
-                bar.update()
-    bar.close()
-    return np.stack(ta), np.stack(tb), np.asarray(y, dtype=bool)
+#: Config fields that do not change the trained weights (left out of the run directory's key).
+OPERATIONAL = ("name", "num_threads", "checkpoint_every", "checkpoint_minutes")
 
 
-def train_stand_in(sim_dir: Path, out: Path, epochs: int, seed: int, progress: bool,
-                   backend: str) -> Path:
-    """Train the demo's supervised model and write it as a bundle at ``out``."""
-    import torch
-    from sklearn.neural_network import MLPClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from tqdm import tqdm
+def fit_queue(cfg: TrainConfig, n_train: int) -> TrainConfig:
+    """``cfg`` with ``moco_k`` lowered, if needed, to the largest whole-batch queue a small set allows.
 
-    from tactile_grasp_predictor.bundle import write_bundle
-    from tactile_grasp_predictor.models import Encoder
-    from tactile_grasp_predictor.preprocess import (
-        PreprocessConfig,
-        difference_stats,
-        preprocess_batch,
-    )
-    from tactile_grasp_predictor.probes import probe_from_sklearn
+    The queue rules (:func:`training.config.check_queue`): ``K % B == 0`` and ``K <= N - B``.
+    """
+    if cfg.method != "moco":
+        return cfg
+    b = cfg.batch_size
+    k_max = ((n_train - b) // b) * b
+    if k_max < b:
+        raise ConfigError(f"moco: {n_train} training trials are too few for batch_size {b} (need >= {2 * b})")
+    return cfg if cfg.moco_k <= k_max else dataclasses.replace(cfg, moco_k=k_max)
 
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    pre = PreprocessConfig(resize_hw=(72, 96), crop=72)
-    ta, tb, y = load_pairs(sim_dir, pre, progress)
-    if len(y) < 20 or y.all() or not y.any():
-        raise ConfigError(f"{sim_dir}: need >= 20 trials with both outcomes to train, got {len(y)}")
-    pre = pre.with_stats(*difference_stats(ta, tb, pre))
-    order = rng.permutation(len(y))
-    n_val = max(10, len(y) // 5)
-    val, tr = order[:n_val], order[n_val:]
-    x_all = preprocess_batch(ta, tb, pre, crop=False)  # N x 3 x h x w (cropped per step)
-    encoder = Encoder("resnet18").to(memory_format=torch.channels_last)
-    head = torch.nn.Linear(encoder.feat_dim, 1)
-    opt = torch.optim.AdamW([*encoder.parameters(), *head.parameters()], lr=1e-3, weight_decay=1e-4)
-    yt = torch.as_tensor(y, dtype=torch.float32)
-    pos_weight = torch.tensor([(1 - y[tr].mean()) / max(y[tr].mean(), 1e-3)])
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-    batch, s = 32, pre.crop
-    h, w = pre.resize_hw
-    steps = epochs * max(1, len(tr) // batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=steps)
-    bar = tqdm(total=steps, desc="train demo model", unit="step", disable=not progress)
-    encoder.train()
-    for _ in range(epochs):
-        perm = rng.permutation(tr)
-        for k in range(0, len(perm) - batch + 1, batch):
-            idx = perm[k:k + batch]
-            i0, j0 = rng.integers(0, h - s + 1), rng.integers(0, w - s + 1)  # random crop (augmentation)
-            xb = x_all[idx, :, i0:i0 + s, j0:j0 + s]
-            if rng.random() < 0.5:
-                xb = xb.flip(3)
-            logits = head(encoder.features(xb.contiguous(memory_format=torch.channels_last))).squeeze(1)
-            loss = loss_fn(logits, yt[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            bar.update()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-    bar.close()
-    encoder.eval()
-    c0, c1 = (h - s) // 2, (w - s) // 2  # centre crop, as preprocess_pair does at run time
-    with torch.inference_mode():
-        feats = torch.cat([encoder.features(x_all[k:k + 64, :, c0:c0 + s, c1:c1 + s].contiguous())
-                           for k in range(0, len(y), 64)]).numpy()
-    mlp = make_pipeline(StandardScaler(), MLPClassifier((64,), alpha=1e-2, max_iter=500, random_state=seed))
-    mlp.fit(feats[tr], y[tr])
-    p_val = mlp.predict_proba(feats[val])[:, 1]
-    grid = np.linspace(0.05, 0.95, 91)
-    accs = [float(((p_val >= t) == y[val]).mean()) for t in grid]
-    threshold = float(grid[int(np.argmax(accs))])
-    metrics = {"val_accuracy": max(accs), "val_n": len(val), "train_n": len(tr),
-               "val_majority": float(max(y[val].mean(), 1 - y[val].mean()))}
-    probe = probe_from_sklearn(mlp)
-    fingerprint = hashlib.sha256(np.ascontiguousarray(ta[:16]).tobytes() + y.tobytes()).hexdigest()[:16]
-    return write_bundle(out, encoder, probe, {
-        "preprocessing": pre, "threshold": threshold, "model_id": f"demo-supervised-r18-{fingerprint}",
-        "training_method": STAND_IN, "config": {"epochs": epochs, "seed": seed, "batch": batch},
-        "data_fingerprint": fingerprint, "metrics": metrics,
-    }, export_onnx=backend == "onnx", overwrite=True)
+
+def run_key(cfg: TrainConfig, data_info: dict[str, Any]) -> str:
+    """Key of a run directory: the config (without operational fields) and the data's fingerprints."""
+    conf = {k: v for k, v in cfg.to_dict().items() if k not in OPERATIONAL}
+    blob = json.dumps({"config": conf, "data": data_info.get("fingerprint"), "split": data_info.get("kind")},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in ".-" else "_" for c in text.replace(">=", "-ge-"))
+
+
+def prepare_bundle(data_dir: Path, out: Path, config: str, overrides: list[str], probe: str,
+                   threshold_rule: str, onnx: bool, retrain: bool, progress: bool) -> tuple[Path, bool]:
+    """Train (or resume) ``config`` on ``data_dir`` and export a bundle; reuse both when they exist.
+
+    The same steps as ``tgp train`` + ``tgp export``: ``load_config`` → ``load_splits`` →
+    ``train`` (resumable run directory ``out/runs/<method>-<key>``, keyed by the config and
+    the data's fingerprints, so a different config or data set trains a new run) →
+    ``export_bundle`` into ``<run>/bundle-<probe>-<rule>``. The MoCo queue is fitted to the
+    training split unless ``moco_k`` is among the overrides. Returns (bundle, reused).
+    """
+    from training.export import export_bundle, parse_threshold_rule
+    from training.train import load_splits, train
+
+    parse_threshold_rule(threshold_rule)
+    cfg = load_config(config, overrides)
+    train_set, test_set, info = load_splits(data_dir, cfg, progress=progress)
+    if not any(o.split("=", 1)[0].strip() == "moco_k" for o in overrides):
+        cfg = fit_queue(cfg, len(train_set))
+    run_dir = out / "runs" / f"{cfg.method}-{run_key(cfg, info)}"
+    bundle = run_dir / f"bundle-{probe}-{_slug(threshold_rule)}{'-onnx' if onnx else ''}"
+    if not retrain and (bundle / "manifest.json").is_file():
+        return bundle, True
+    print(f"      {cfg.method} ({cfg.arch}, {cfg.epochs} epochs, K={cfg.moco_k}, "
+          f"{cfg.num_threads} thread(s)) on {len(train_set)} trials -> {run_dir}")
+    result = train(cfg, train_set, run_dir, resume=not retrain, progress=progress)
+    print(f"      exporting: {probe} probe on frozen features, threshold rule {threshold_rule}")
+    export_bundle(result, train_set, test_set, bundle, probe, onnx, info, overwrite=True,
+                  threshold_rule=threshold_rule)
+    return bundle, False
+
+
+def describe_model(manifest: dict[str, Any]) -> str:
+    """One line naming the model: method, epochs, probe, trials, threshold and its rule, test figures."""
+    conf = manifest.get("config") or {}
+    metrics = manifest.get("metrics") or {}
+    data = manifest.get("data_fingerprint") or {}
+    probe = (manifest.get("probe") or {}).get("kind", "?")
+    parts = [f"{manifest.get('training_method', '?')} ({conf.get('arch', '?')}, "
+             f"{metrics.get('epochs', conf.get('epochs', '?'))} epochs, config {conf.get('name', '?')}"
+             f"{', K=' + str(conf['moco_k']) if 'moco_k' in conf else ''})",
+             f"{probe} probe on frozen features"]
+    if "n_train" in data:
+        parts.append(f"{data['n_train']} training / {data.get('n_test', '?')} test trials")
+    threshold = manifest.get("threshold", math.nan)
+    parts.append(f"threshold {float(threshold):.2f} ({metrics.get('threshold_rule', 'rule not recorded')})")
+    val = metrics.get("validation")
+    if isinstance(val, dict) and "lift_precision" in val:
+        parts.append(f"validation ({val.get('n', '?')} trials): LIFT precision {val['lift_precision']:.1%}, "
+                     f"recall {val.get('lift_recall', math.nan):.1%}")
+    test = metrics.get("test")
+    if isinstance(test, dict) and "accuracy" in test:
+        parts.append(f"offline test: accuracy {test['accuracy']:.1%}, LIFT precision "
+                     f"{test.get('lift_precision', math.nan):.1%}, AUC {test.get('auc', math.nan):.3f}")
+    return "; ".join(parts)
+
+
+def link_latest(link: Path, bundle: Path) -> None:
+    """Point ``link`` (``demo_out/bundle``, what the launch examples use) at ``bundle``.
+
+    Only a symlink (or nothing) is replaced; a real directory there is left alone.
+    """
+    if link.is_symlink():
+        link.unlink()
+    elif link.exists():
+        print(f"      note: {link} is not a link made by tgp demo; left as it is")
+        return
+    link.symlink_to(os.path.relpath(bundle, link.parent), target_is_directory=True)
+
+
+def default_threads() -> int:
+    """Torch threads for training: 2 on an idle machine, 1 when other work already loads a core."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = 0.0
+    return 2 if (os.cpu_count() or 1) >= 2 and load < 0.8 else 1
 
 
 # ------------------------------------------------------------------------------ the live run
@@ -396,11 +411,9 @@ def write_report(out: Path, grasps: list[Grasp], summary: dict[str, Any], manife
     fig.savefig(out / "report.png", dpi=110)
     plt.close(fig)
     s = summary
-    val_acc = float(manifest.get("metrics", {}).get("val_accuracy", math.nan))
     lines = [
         "# tgp demo: live grasp gating on a simulated robot", "",
-        f"Model: `{manifest.get('model_id', '?')}` — {manifest.get('training_method', '?')}; "
-        f"threshold {s['threshold']:.2f}; validation accuracy {val_acc:.1%}.",
+        f"Model: `{manifest.get('model_id', '?')}` — {describe_model(manifest)}.",
         "", "Closed loop over real DDS: `sim_robot_node` closes the gripper, waits for `predictor_node`'s "
         "decision, lifts on LIFT and releases on ABORT; the simulator then tells the true outcome.", "",
         "| metric | value |", "|---|---|",
@@ -427,13 +440,17 @@ def write_report(out: Path, grasps: list[Grasp], summary: dict[str, Any], manife
 # ------------------------------------------------------------------------------ the command
 def run(args: argparse.Namespace) -> int:
     """Run the demo; 0 on success."""
+    import warnings
+
+    # the training cache is memory-mapped read-only; torch warns once per process, harmlessly
+    warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
     t0 = time.perf_counter()
     try:
         w, h = (int(v) for v in str(args.size).lower().split("x"))
     except ValueError as exc:
         raise ConfigError(f"--size {args.size!r}: expected WxH, e.g. 160x120") from exc
-    if args.live_trials < 1 or args.train_trials < 20:
-        raise ConfigError("--live-trials must be >= 1 and --train-trials >= 20")
+    if args.live_trials < 1 or args.train_trials < 20 or args.epochs < 1:
+        raise ConfigError("--live-trials and --epochs must be >= 1 and --train-trials >= 20")
     progress = not args.no_progress
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -445,21 +462,17 @@ def run(args: argparse.Namespace) -> int:
 
     bundle = args.bundle
     if bundle is None:
-        bundle = out / "bundle"
-        stamp = out / "bundle.options.json"
-        options = {"train_trials": args.train_trials, "size": [w, h], "epochs": args.epochs,
-                   "seed": args.seed, "backend": args.backend}
-        reuse = (not args.retrain and (bundle / "manifest.json").is_file() and stamp.is_file()
-                 and json.loads(stamp.read_text()) == options)
-        if reuse:
-            print(f"[2/4] reusing the model trained earlier: {bundle}")
-        else:
-            print(f"[2/4] training the demo model: {STAND_IN}")
-            train_stand_in(train_dir, bundle, args.epochs, args.seed, progress, args.backend)
-            stamp.write_text(json.dumps(options) + "\n")
+        threads = args.threads if args.threads > 0 else default_threads()
+        overrides = [f"epochs={args.epochs}", f"seed={args.seed}", f"num_threads={threads}", *args.overrides]
+        print(f"[2/4] model: tgp train ({args.config} config: MoCo v2) -> frozen features -> {args.probe} "
+              "probe -> tgp export bundle")
+        bundle, reused = prepare_bundle(train_dir, out, args.config, overrides, args.probe,
+                                        args.threshold_rule, args.backend == "onnx", args.retrain, progress)
+        if reused:
+            print(f"      reusing the run and bundle trained earlier with the same config and data: {bundle}")
+        link_latest(out / "bundle", bundle)
     manifest = read_manifest(bundle)
-    print(f"      model {manifest.get('model_id')} threshold {manifest.get('threshold')} "
-          f"val accuracy {manifest.get('metrics', {}).get('val_accuracy', float('nan')):.3f}")
+    print(f"      {manifest.get('model_id')}: {describe_model(manifest)}")
     print(f"[3/4] running {args.live_trials} grasps live (rate x{args.rate}) over DDS")
     grasps, extra = live(live_dir, bundle, args.live_trials, args.rate, args.backend, progress,
                          out / "predictor_node.log")
