@@ -58,6 +58,27 @@ def test_offline_and_live_replay_give_the_same_decisions_on_every_grasp(tmp_path
     assert live.frames_accepted == offline.frames
 
 
+@needs_node
+def test_tgp_bag_compare_reports_identical_grasps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from bundles import make_random_bundle
+
+    from training.cli import main
+
+    assert main(["bag", "record", "--synthetic", "3", "--seed", "1", "--out", str(tmp_path / "b")]) == 0
+    bundle = make_random_bundle(tmp_path / "bundle", size=32)
+    out = tmp_path / "cmp"
+    code = main(["bag", "compare", str(tmp_path / "b"), "--bundle", str(bundle), "--rate", "2",
+                 "--out", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert "b: 3/3 grasps identical live and offline" in text
+    doc = json.loads((out / "compare.json").read_text())
+    assert doc["all_identical"] and doc["grasps"] == 3 and doc["notes"]["time_base"] == "header"
+    assert "**3/3 grasps identical**" in (out / "compare.md").read_text()
+
+
 def test_player_republishes_raw_messages_and_skips_unknown_types(tmp_path: Path) -> None:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor

@@ -433,3 +433,28 @@ def test_fast_joint_state_parser_matches_the_deserializer() -> None:
             assert parse_joint_state(serialize_message(msg)) == (names, pos)
     with pytest.raises(ValueError):
         parse_joint_state(serialize_message(JointState(name=["a"], position=[1.0]))[:40])  # cut in position
+
+
+def test_compare_decisions_names_every_difference(bags, predictor) -> None:
+    from tactile_grasp_predictor.replay.compare import LiveDecision, compare_decisions, write_comparison
+
+    off = evaluate_bag(bags["mcap"], predictor)
+    rows = [
+        LiveDecision(g.grasp_id, int(g.decision.verdict), g.decision.reason, g.decision.ta_stamp,
+                     g.decision.tb_stamp, g.decision.p_success)
+        for g in off.grasps
+    ]
+    same = compare_decisions(off, rows)
+    assert same.all_identical and same.identical == N
+    model = next(i for i, g in enumerate(off.grasps) if g.decision.reason == "model")
+    r = rows[model]
+    tb = (r.tb_stamp or 0.0) + 1 / 15  # one frame later
+    later_tb = LiveDecision(r.grasp_id, r.verdict, r.reason, r.ta_stamp, tb, r.p_success)
+    extra = LiveDecision(N + 1, 0, "tb_timeout", None, None, math.nan)
+    cmp = compare_decisions(off, [*rows[:model], later_tb, *rows[model + 1 : -1], extra])
+    assert not cmp.all_identical and cmp.identical == N - 2 and cmp.extra_live == [N + 1]
+    assert any(m.startswith(f"grasp {r.grasp_id}: live") for m in cmp.mismatches)
+    assert f"grasp {N}: no live decision" in cmp.mismatches
+    md = write_comparison(cmp, bags["mcap"].parent / "cmp").read_text()
+    assert f"{N - 2}/{N} grasps identical" in md and "## Differences" in md
+    assert json.loads((bags["mcap"].parent / "cmp" / "compare.json").read_text())["all_identical"] is False

@@ -6,6 +6,9 @@
   (Markdown + PNG + JSON) in ``DIR``.
 - ``tgp bag play BAG [--rate R] [--start-offset S] [--clock]``: publish live with rclpy
   (:mod:`tactile_grasp_predictor.ros.bag_player`); ``ros2 bag play`` does the same on a full install.
+- ``tgp bag compare BAG --bundle B [--rate R]``: the acceptance check: the offline replay, then
+  the same bag played live to a ``predictor_node`` over DDS, grasp by grasp
+  (:mod:`tactile_grasp_predictor.replay.compare`); exit code 1 if any grasp differs.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +26,7 @@ from tactile_grasp_predictor.replay.play_options import add_play_arguments
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the three subcommands and their options."""
-    sub = parser.add_subparsers(dest="bag_command", metavar="{record,eval,play}", required=True)
+    sub = parser.add_subparsers(dest="bag_command", metavar="{record,eval,play,compare}", required=True)
     from training import bag_record
 
     bag_record.add_arguments(sub.add_parser("record", help="write simulated trials as a rosbag2 bag"))
@@ -78,6 +82,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     play = sub.add_parser("play", help="publish a bag live with rclpy at its recorded timing")
     # the options of tactile_grasp_predictor.ros.bag_player (ROS-free, so `tgp bag` imports no rclpy)
     add_play_arguments(play)
+    cmp = sub.add_parser(
+        "compare", help="replay a bag offline and live (player + predictor_node over DDS); compare grasps"
+    )
+    cmp.add_argument("bag", type=Path, help="rosbag2 directory")
+    cmp.add_argument("--bundle", type=Path, default=None, help="model bundle (none: model_unavailable)")
+    cmp.add_argument("--rate", type=float, default=1.0, help="live playback rate factor")
+    cmp.add_argument("--clock", action="store_true", help="publish /clock; the node runs on use_sim_time")
+    cmp.add_argument("--time-base", choices=["header", "receive"], default="header",
+                     help="the node's time_base and the offline replay's")
+    cmp.add_argument("--params", type=Path, default=None,
+                     help="the node's parameter file: trigger and threshold as on the robot")
+    cmp.add_argument("--image-qos", choices=["reliable", "sensor_data"], default="reliable",
+                     help="the node's image subscription (reliable: no frame lost to best effort)")
+    cmp.add_argument("--out", type=Path, default=Path("compare_report"), help="compare.md and .json here")
 
 
 def node_params(path: Path) -> dict[str, Any]:
@@ -233,8 +251,73 @@ def _eval(args: argparse.Namespace) -> int:
     return 1 if all(r.error for r in results) else 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    import time
+
+    from tactile_grasp_predictor.replay.bag_source import TopicSelection
+    from tactile_grasp_predictor.replay.compare import compare_decisions, write_comparison
+    from tactile_grasp_predictor.replay.evaluate import evaluate_bag
+    from tactile_grasp_predictor.ros.bag_player import live_replay
+
+    predictor = None
+    if args.bundle is not None:
+        from tactile_grasp_predictor.predictor import Predictor
+
+        predictor = Predictor.from_bundle(args.bundle, num_threads=1)
+        predictor.warm_up()
+    params = node_params(args.params) if args.params else {}
+    trigger = trigger_from_params(params, str(args.params))
+    threshold = float(params["threshold"]) if float(params.get("threshold", -1.0)) >= 0 else None
+    # the node cannot read a driver's custom status type without its package: both sides without it
+    t0 = time.perf_counter()
+    offline = evaluate_bag(args.bag, predictor, trigger=trigger, threshold=threshold,
+                           topics=TopicSelection(status=""), time_base=args.time_base, progress=True)
+    t_offline = time.perf_counter() - t0
+    tp = offline.topics
+    assert tp is not None
+    if tp.joint_states is None:
+        raise TgpError(f"{args.bag}: the node needs a JointState topic; this bag has none")
+    node = {
+        **{k: v for k, v in params.items() if k.startswith("trigger.") or k in ("threshold", "width_scale",
+                                                                               "width_mode", "joint_names")},
+        "image_topic": tp.image,
+        "joint_states_topic": tp.joint_states,
+        "moving_topic": tp.moving or "",
+        "image_qos": args.image_qos,
+        "time_base": args.time_base,
+    }
+    print(f"offline: {len(offline.grasps)} grasps in {t_offline:.1f} s; playing live at rate {args.rate} ...")
+    t0 = time.perf_counter()
+    live = live_replay(args.bag, predictor, node, rate=args.rate, clock=args.clock,
+                       expected=len(offline.grasps), progress=True)
+    result = compare_decisions(offline, live.decisions)
+    result.notes = {
+        "command": "tgp bag compare " + " ".join(
+            [str(args.bag)]
+            + [f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+               if k in ("bundle", "rate", "time_base", "params", "image_qos") and v is not None]
+            + (["--clock"] if args.clock else [])),
+        "model_id": str(getattr(predictor, "model_id", "")) if predictor else "(none)",
+        "time_base": args.time_base,
+        "rate": args.rate,
+        "frames offline / accepted live": f"{offline.frames} / {live.frames_accepted}",
+        "playback wall time s": round(live.stats.duration_s, 1),
+        "playback latest message late by ms": round(live.stats.late_s_max * 1000, 1),
+        "live stamp fallbacks": live.diagnostics.get("stamp_fallbacks", ""),
+        "live clock note": live.diagnostics.get("clock_problem", "") or "none",
+        "reasons offline": dict(sorted(Counter(g.decision.reason for g in offline.grasps).items())),
+        "wall time s": round(time.perf_counter() - t0 + t_offline, 1),
+    }
+    md = write_comparison(result, args.out)
+    print(result.summary())
+    for m in result.mismatches[:20]:
+        print(f"  {m}", file=sys.stderr)
+    print(f"comparison: {md}")
+    return 0 if result.all_identical else 1
+
+
 def run(args: argparse.Namespace) -> int:
-    """Dispatch to record / eval / play; bad input gives a message and exit code 2, never a traceback."""
+    """Dispatch to record / eval / play / compare; bad input: a message and exit code 2, never a traceback."""
     try:
         if args.bag_command == "record":
             from training import bag_record
@@ -242,6 +325,8 @@ def run(args: argparse.Namespace) -> int:
             return bag_record.run(args)
         if args.bag_command == "eval":
             return _eval(args)
+        if args.bag_command == "compare":
+            return _compare(args)
         from tactile_grasp_predictor.ros import bag_player
 
         return bag_player.run(args)
