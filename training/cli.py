@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "probe": ("training.probe_fit", "fit KNN / SVM / MLP probes on frozen features"),
     "table1": ("training.table1", "train every method, fit every probe, write the Table I report"),
     "export": ("training.export", "export a trained encoder + probe as a model bundle"),
+    "score": ("training.score", "run an exported bundle on the trials of a directory of shards"),
     "bag": ("training.bag_cli", "record, evaluate and play rosbag2 grasp recordings"),
     "demo": ("training.demo", "simulate, train, then run the node live on a simulated robot"),
 }
