@@ -32,6 +32,7 @@ def test_offline_and_live_replay_give_the_same_decisions_on_every_grasp(tmp_path
     from bundles import make_random_bundle
 
     from tactile_grasp_predictor.predictor import Predictor
+    from tactile_grasp_predictor.replay.bag_source import BagSource
     from tactile_grasp_predictor.replay.compare import compare_decisions
     from tactile_grasp_predictor.replay.evaluate import evaluate_bag
     from tactile_grasp_predictor.ros.bag_player import live_replay
@@ -48,7 +49,7 @@ def test_offline_and_live_replay_give_the_same_decisions_on_every_grasp(tmp_path
     assert len(offline.grasps) == N
     assert {g.decision.reason for g in offline.grasps} >= {"model", "no_part_found"}
     params = {"image_topic": "/gelsight_left/image_raw", "joint_states_topic": "/wsg50/joint_states",
-              "image_qos": "reliable"}  # the player is reliable: no frame lost to best effort
+              "image_qos": "reliable", "gripper_qos": "reliable"}  # the player is reliable: nothing lost
     live = live_replay(bag, predictor, params, rate=1.0, expected=N)
     cmp = compare_decisions(offline, live.decisions)
     print(f"{cmp.summary()}; frames offline {offline.frames}, live {live.frames_accepted}; "
@@ -56,6 +57,8 @@ def test_offline_and_live_replay_give_the_same_decisions_on_every_grasp(tmp_path
     assert live.diagnostics["time_base"] == "header" and live.diagnostics["stamp_fallbacks"] == "0"
     assert cmp.all_identical, f"{len(cmp.mismatches)} grasps differ:\n" + "\n".join(cmp.mismatches[:20])
     assert live.frames_accepted == offline.frames
+    with BagSource(bag) as src:
+        assert live.gripper_accepted == src.counts["/wsg50/joint_states"]  # no JointState lost either
 
 
 @needs_node

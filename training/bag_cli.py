@@ -93,8 +93,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="the node's time_base and the offline replay's")
     cmp.add_argument("--params", type=Path, default=None,
                      help="the node's parameter file: trigger and threshold as on the robot")
-    cmp.add_argument("--image-qos", choices=["reliable", "sensor_data"], default="reliable",
-                     help="the node's image subscription (reliable: no frame lost to best effort)")
+    cmp.add_argument("--qos", choices=["reliable", "sensor_data"], default="reliable",
+                     help="the node's image_qos and gripper_qos (reliable: nothing lost to best effort)")
     cmp.add_argument("--out", type=Path, default=Path("compare_report"), help="compare.md and .json here")
 
 
@@ -251,6 +251,13 @@ def _eval(args: argparse.Namespace) -> int:
     return 1 if all(r.error for r in results) else 0
 
 
+def _count(bag: Path, topic: str) -> int:
+    from tactile_grasp_predictor.replay.bag_source import BagSource
+
+    with BagSource(bag) as src:
+        return src.counts.get(topic, 0)
+
+
 def _compare(args: argparse.Namespace) -> int:
     import time
 
@@ -283,7 +290,8 @@ def _compare(args: argparse.Namespace) -> int:
         "image_topic": tp.image,
         "joint_states_topic": tp.joint_states,
         "moving_topic": tp.moving or "",
-        "image_qos": args.image_qos,
+        "image_qos": args.qos,
+        "gripper_qos": args.qos,
         "time_base": args.time_base,
     }
     print(f"offline: {len(offline.grasps)} grasps in {t_offline:.1f} s; playing live at rate {args.rate} ...")
@@ -295,12 +303,15 @@ def _compare(args: argparse.Namespace) -> int:
         "command": "tgp bag compare " + " ".join(
             [str(args.bag)]
             + [f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-               if k in ("bundle", "rate", "time_base", "params", "image_qos") and v is not None]
+               if k in ("bundle", "rate", "time_base", "params", "qos") and v is not None]
             + (["--clock"] if args.clock else [])),
         "model_id": str(getattr(predictor, "model_id", "")) if predictor else "(none)",
         "time_base": args.time_base,
         "rate": args.rate,
         "frames offline / accepted live": f"{offline.frames} / {live.frames_accepted}",
+        "JointStates in the bag / accepted live": (
+            f"{_count(args.bag, tp.joint_states)} / {live.gripper_accepted}"
+        ),
         "playback wall time s": round(live.stats.duration_s, 1),
         "playback latest message late by ms": round(live.stats.late_s_max * 1000, 1),
         "live stamp fallbacks": live.diagnostics.get("stamp_fallbacks", ""),

@@ -210,6 +210,7 @@ class LiveRun:
     frames_accepted: int  # frames the node's gate took (fewer than the bag's: frames were dropped)
     stats: PlayStats
     diagnostics: dict[str, str] = field(default_factory=dict)
+    gripper_accepted: int = 0  # gripper samples the node's gate took
 
 
 def live_replay(
@@ -279,6 +280,7 @@ def live_replay(
             time.sleep(0.05)
         time.sleep(0.3)  # a late duplicate would show up here
         frames = node._gate.stats.frames
+        gripper = node._gate.stats.gripper_samples
         diag = {"stamp_fallbacks": str(node._timebase.fallbacks),
                 "clock_problem": node._timebase.problem()[1],
                 "time_base": node._timebase.mode}
@@ -293,7 +295,7 @@ def live_replay(
                      stamp_to_float(m.tb_stamp), float(m.p_success))
         for m in received
     ]
-    return LiveRun(rows, frames, stats, diag)
+    return LiveRun(rows, frames, stats, diag, gripper)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

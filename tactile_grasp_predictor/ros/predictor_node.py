@@ -113,6 +113,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               choices=ENCODINGS),
     ParamSpec("frame_id", "", "frame_id of decisions (empty: the image's frame_id)"),
     ParamSpec("joint_states_topic", "/joint_states", "gripper sensor_msgs/JointState topic", read_only=True),
+    ParamSpec("gripper_qos", "sensor_data",
+              "JointState / status subscription QoS: sensor_data (best effort, depth 5; matches any "
+              "driver) or reliable (depth 50: no sample lost to a stalled callback; needs a reliable driver)",
+              choices=("sensor_data", "reliable"), read_only=True),
     ParamSpec("joint_names", ["wsg50_finger_left_joint", "wsg50_finger_right_joint"],
               "finger joints (sum_abs: widths |a|+|b|) or the one width joint (single)", read_only=True),
     ParamSpec("width_mode", "sum_abs", "how joints give the opening", choices=("sum_abs", "single"),
@@ -363,14 +367,16 @@ class PredictorNode(Node):
             depth=10, reliability=QoSReliabilityPolicy.RELIABLE, history=QoSHistoryPolicy.KEEP_LAST)
         self.create_subscription(Image, self.cfg["image_topic"], self._on_image, image_qos,
                                  callback_group=inputs)
+        gripper_qos = qos_profile_sensor_data if self.cfg["gripper_qos"] == "sensor_data" else QoSProfile(
+            depth=50, reliability=QoSReliabilityPolicy.RELIABLE, history=QoSHistoryPolicy.KEEP_LAST)
         self.create_subscription(JointState, self.cfg["joint_states_topic"], self._on_joint_state,
-                                 qos_profile_sensor_data, callback_group=inputs)
+                                 gripper_qos, callback_group=inputs)
         if self.cfg["moving_topic"]:
             self.create_subscription(Bool, self.cfg["moving_topic"], self._on_moving, 10,
                                      callback_group=inputs)
         if self.cfg["grasp_state_topic"]:
             self.create_subscription(self._status_type(), self.cfg["grasp_state_topic"], self._on_status,
-                                     qos_profile_sensor_data, callback_group=inputs)
+                                     gripper_qos, callback_group=inputs)
         self.create_timer(float(self.cfg["tick_period_s"]), self._on_tick, callback_group=inputs)
         self.create_timer(float(self.cfg["diagnostics_period_s"]), self._publish_diagnostics,
                           callback_group=MutuallyExclusiveCallbackGroup())
@@ -627,7 +633,7 @@ class PredictorNode(Node):
             bad_recent = self._bad_since_good
             clock = self._timebase.problem()
             kv["clock_problem"] = clock[1]
-        if clock != self._clock_problem:  # log a clock problem once, when it appears or changes
+        if clock[0] != self._clock_problem[0]:  # log a clock problem once, when its kind changes
             self._clock_problem = clock
             if clock[0] == "warn":
                 self.get_logger().warning(clock[1])
