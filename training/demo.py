@@ -490,6 +490,7 @@ def run(args: argparse.Namespace) -> int:
           f"latency p50 {s['node_latency_ms_p50']:.1f} ms "
           f"p99 {s['node_latency_ms_p99']:.1f} ms (end to end p50 {s['e2e_latency_ms_p50']:.1f} / "
           f"p99 {s['e2e_latency_ms_p99']:.1f} ms)  total {s['wall_s'] / 60:.1f} min")
+    print(f"model: {describe_model(manifest)}")
     report = write_report(out, grasps, summary, manifest)
     print(f"report: {report} (+ report.png, grasps.csv, summary.json)")
     return 0
