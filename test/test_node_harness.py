@@ -18,10 +18,6 @@ import numpy as np
 import pytest
 import rclpy
 from builtin_interfaces.msg import Time
-
-# The fixture lives in conftest.py; this name stays importable from here only until the modules
-# that still import it (test_node_predictor.py, test_node_sim_robot.py) drop that import.
-from conftest import ros_context  # noqa: F401
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
@@ -239,18 +235,21 @@ def overrides(**values: object) -> list[Parameter]:
     return [Parameter(k.replace("__", "."), value=v) for k, v in values.items()]
 
 
-def start_predictor(context: rclpy.context.Context, predictor: object | None = None, **params: object
-                    ) -> tuple[Rig, PredictorNode, Driver]:
+def start_predictor(context: rclpy.context.Context, predictor: object | None = None,
+                    driver: Driver | None = None, **params: object) -> tuple[Rig, PredictorNode, Driver]:
     """A spinning rig with ``predictor_node`` (``predictor`` instead of a bundle, if given) and a Driver.
 
     Returns once DDS has matched the driver's publishers and the model is ready; ``params``
-    are node parameters (``trigger__tb_timeout_s`` for ``trigger.tb_timeout_s``).
+    are node parameters (``trigger__tb_timeout_s`` for ``trigger.tb_timeout_s``). The default
+    scripted :class:`Driver` stamps frames 1000 + k s (labels, not capture times), so the node then
+    times messages by receive time unless ``time_base`` is given.
     """
     rig = Rig(context)
     kwargs = {"loader": (lambda _cfg: predictor)} if predictor is not None else {}
+    params.setdefault("time_base", "receive" if driver is None else "header")
     try:
         node = rig.add(PredictorNode(context=context, parameter_overrides=overrides(**params), **kwargs))
-        driver = rig.add(Driver(context))
+        driver = rig.add(driver or Driver(context))
         rig.start()
         connected(driver)
         assert node.model_ready.wait(60), "the predictor never became ready"

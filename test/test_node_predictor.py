@@ -17,12 +17,10 @@ from test_node_harness import (
     BrightnessPredictor,
     Driver,
     GraspScript,
-    Rig,
-    connected,
     overrides,
-    ros_context,  # noqa: F401  (fixture)
     run_grasp,
     stamp,
+    start_predictor,
     wait_for,
 )
 
@@ -73,31 +71,14 @@ class ClockDriver(Driver):
         self.joints.publish(finger_joint_state(width, self._now(), FINGER_JOINTS))
 
 
-def start(context: rclpy.context.Context, predictor: object | None = None, driver: Driver | None = None,
-          **params: object) -> tuple[Rig, PredictorNode, Driver]:
-    rig = Rig(context)
-    loader = (lambda _cfg: predictor) if predictor is not None else None
-    kwargs = {"loader": loader} if loader else {}
-    # The scripted Driver's frame stamps are labels (1000 + k s), not capture times: receive time.
-    params.setdefault("time_base", "receive" if driver is None else "header")
-    node = PredictorNode(context=context, parameter_overrides=overrides(**params), **kwargs)
-    rig.add(node)
-    driver = driver or Driver(context)
-    rig.add(driver)
-    rig.start()
-    connected(driver)
-    assert node.model_ready.wait(60)
-    return rig, node, driver
-
-
 def decision_n(driver: Driver, n: int, timeout_s: float = 30.0) -> GraspDecision:
     assert wait_for(lambda: len(driver.decisions) >= n, timeout_s), f"decision {n} never came"
     return driver.decisions[n - 1]
 
 
-def test_frames_and_joint_states_give_exact_decisions_with_stamps(ros_context) -> None:  # noqa: F811
+def test_frames_and_joint_states_give_exact_decisions_with_stamps(ros_context) -> None:
     predictor = BrightnessPredictor()
-    rig, _node, d = start(ros_context, predictor, **SCRIPTED)
+    rig, _node, d = start_predictor(ros_context, predictor, **SCRIPTED)
     try:
         run_grasp(d, GraspScript(k0=0, tb_value=204))  # p = 0.8 → LIFT
         first = decision_n(d, 1)
@@ -122,11 +103,11 @@ def test_frames_and_joint_states_give_exact_decisions_with_stamps(ros_context) -
 
 @pytest.mark.parametrize("offset_s", [0.0, -3600.0])
 def test_header_time_base_uses_the_drivers_stamps_even_on_an_unsynchronised_clock(
-        ros_context, offset_s: float) -> None:  # noqa: F811
+        ros_context, offset_s: float) -> None:
     """Ta/Tb by header stamps; a driver clock an hour behind works and is reported, never stale."""
     predictor = BrightnessPredictor()
     driver = ClockDriver(ros_context, offset_s)
-    rig, node, d = start(ros_context, predictor, driver, **SCRIPTED)
+    rig, node, d = start_predictor(ros_context, predictor, driver, **SCRIPTED)
     try:
         assert node.cfg["time_base"] == "header"
         run_grasp(d, GraspScript(k0=0, tb_value=204))
@@ -151,10 +132,10 @@ def test_header_time_base_uses_the_drivers_stamps_even_on_an_unsynchronised_cloc
         rig.close()
 
 
-def test_header_time_base_falls_back_to_receive_time_for_empty_stamps(ros_context) -> None:  # noqa: F811
+def test_header_time_base_falls_back_to_receive_time_for_empty_stamps(ros_context) -> None:
     predictor = BrightnessPredictor()
     driver = ClockDriver(ros_context, 0.0, empty_image_stamps=True)
-    rig, _node, d = start(ros_context, predictor, driver, **SCRIPTED)
+    rig, _node, d = start_predictor(ros_context, predictor, driver, **SCRIPTED)
     try:
         run_grasp(d, GraspScript(k0=0, tb_value=51))
         msg = decision_n(d, 1)
@@ -166,9 +147,9 @@ def test_header_time_base_falls_back_to_receive_time_for_empty_stamps(ros_contex
         rig.close()
 
 
-def test_no_part_found_aborts_without_the_model(ros_context) -> None:  # noqa: F811
+def test_no_part_found_aborts_without_the_model(ros_context) -> None:
     predictor = BrightnessPredictor()
-    rig, _node, d = start(ros_context, predictor, **SCRIPTED)
+    rig, _node, d = start_predictor(ros_context, predictor, **SCRIPTED)
     try:
         run_grasp(d, GraspScript(k0=0, close_to=0.0005))
         msg = decision_n(d, 1)
@@ -178,10 +159,10 @@ def test_no_part_found_aborts_without_the_model(ros_context) -> None:  # noqa: F
         rig.close()
 
 
-def test_failure_modes_each_abort_with_reason_and_node_keeps_running(ros_context) -> None:  # noqa: F811
+def test_failure_modes_each_abort_with_reason_and_node_keeps_running(ros_context) -> None:
     predictor = BrightnessPredictor()
-    rig, node, d = start(ros_context, predictor, trigger__tb_timeout_s=1.5, trigger__frame_max_age_s=0.3,
-                         trigger__gripper_silence_s=0.5)
+    rig, node, d = start_predictor(ros_context, predictor, trigger__tb_timeout_s=1.5,
+                                   trigger__frame_max_age_s=0.3, trigger__gripper_silence_s=0.5)
     try:
         # No frames at all: nothing to use as Ta.
         run_grasp(d, GraspScript(k0=0, frames_before=False, frames_after=False))
@@ -211,11 +192,11 @@ def test_failure_modes_each_abort_with_reason_and_node_keeps_running(ros_context
         rig.close()
 
 
-def test_missing_or_corrupt_bundle_aborts_model_unavailable(ros_context, tmp_path: Path) -> None:  # noqa: F811
+def test_missing_or_corrupt_bundle_aborts_model_unavailable(ros_context, tmp_path: Path) -> None:
     bundle = tmp_path / "corrupt"
     bundle.mkdir()
     (bundle / "manifest.json").write_text(json.dumps({"format_version": 999}))
-    rig, node, d = start(ros_context, None, bundle_path=str(bundle), **SCRIPTED)
+    rig, node, d = start_predictor(ros_context, None, bundle_path=str(bundle), **SCRIPTED)
     try:
         run_grasp(d, GraspScript(k0=0, tb_value=250))
         msg = decision_n(d, 1)
@@ -228,10 +209,10 @@ def test_missing_or_corrupt_bundle_aborts_model_unavailable(ros_context, tmp_pat
         rig.close()
 
 
-def test_real_random_weight_bundle_is_loaded_and_decides(ros_context, tmp_path: Path) -> None:  # noqa: F811
+def test_real_random_weight_bundle_is_loaded_and_decides(ros_context, tmp_path: Path) -> None:
     bundles = pytest.importorskip("bundles", reason="test/bundles.py (random-weight bundles) not there yet")
     path = bundles.make_random_bundle(tmp_path / "bundle")
-    rig, _node, d = start(ros_context, None, bundle_path=str(path), **SCRIPTED)
+    rig, _node, d = start_predictor(ros_context, None, bundle_path=str(path), **SCRIPTED)
     try:
         run_grasp(d, GraspScript(k0=0))
         msg = decision_n(d, 1, timeout_s=60)
@@ -243,8 +224,8 @@ def test_real_random_weight_bundle_is_loaded_and_decides(ros_context, tmp_path: 
         rig.close()
 
 
-def test_parameters_are_declared_with_descriptors_and_validated(ros_context) -> None:  # noqa: F811
-    rig, node, _d = start(ros_context, BrightnessPredictor())
+def test_parameters_are_declared_with_descriptors_and_validated(ros_context) -> None:
+    rig, node, _d = start_predictor(ros_context, BrightnessPredictor())
     try:
         for spec in PARAMETERS:
             desc = node.describe_parameter(spec.name)
@@ -267,7 +248,7 @@ def test_parameters_are_declared_with_descriptors_and_validated(ros_context) -> 
         rig.close()
 
 
-def test_invalid_start_up_parameters_raise_config_error(ros_context) -> None:  # noqa: F811
+def test_invalid_start_up_parameters_raise_config_error(ros_context) -> None:
     with pytest.raises(ConfigError, match="time_base"):
         PredictorNode(context=ros_context, loader=lambda _c: BrightnessPredictor(),
                       parameter_overrides=overrides(time_base="wall"))

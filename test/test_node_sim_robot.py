@@ -15,7 +15,6 @@ from test_node_harness import (
     BrightnessPredictor,
     Rig,
     overrides,
-    ros_context,  # noqa: F401  (fixture)
     wait_for,
 )
 
@@ -72,7 +71,7 @@ def run_closed_loop(context: rclpy.context.Context, sim: dict[str, object],
     return robot, decisions, outcomes
 
 
-def test_closed_loop_lifts_on_lift_and_releases_on_abort(ros_context) -> None:  # noqa: F811
+def test_closed_loop_lifts_on_lift_and_releases_on_abort(ros_context) -> None:
     trials = [synthetic_trial(0, 230, True), synthetic_trial(1, 30, False), synthetic_trial(2, 200, False)]
     sim = {"rate": 1.0, "gap_s": 0.4, "after_lift_s": 0.2}
     robot, decisions, outcomes = run_closed_loop(ros_context, sim, trials)
@@ -85,7 +84,7 @@ def test_closed_loop_lifts_on_lift_and_releases_on_abort(ros_context) -> None:  
     assert robot.results[0].decision == decisions[0]
 
 
-def test_replays_simulated_shards_with_streams(ros_context, tmp_path: Path) -> None:  # noqa: F811
+def test_replays_simulated_shards_with_streams(ros_context, tmp_path: Path) -> None:
     sim_cli = pytest.importorskip("training.sim.cli")
     import argparse
 

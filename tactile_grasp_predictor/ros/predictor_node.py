@@ -30,11 +30,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import (
     QoSDurabilityPolicy,
@@ -49,7 +48,7 @@ from tactile_grasp_msgs.action import EvaluateGrasp
 from tactile_grasp_msgs.msg import GraspDecision
 
 from tactile_grasp_predictor.decision import Decision, Verdict, abort_decision, decide
-from tactile_grasp_predictor.errors import ConfigError, FrameError, TgpError
+from tactile_grasp_predictor.errors import ConfigError, FrameError
 from tactile_grasp_predictor.gate import Frame, GraspAborted, GraspGate, PhaseChanged, SnapshotReady
 from tactile_grasp_predictor.gripper import (
     GraspState,
@@ -63,6 +62,7 @@ from tactile_grasp_predictor.gripper import (
 )
 from tactile_grasp_predictor.ros.conversions import decision_to_msg, image_to_rgb, stamp_to_float
 from tactile_grasp_predictor.ros.params import ParamSpec, check_all, declare_all, make_set_callback
+from tactile_grasp_predictor.ros.spin import spin_node_main
 from tactile_grasp_predictor.timebase import TIME_BASES, TimeBase
 from tactile_grasp_predictor.tracker import TriggerConfig
 
@@ -749,28 +749,10 @@ class PredictorNode(Node):
 
 def main(args: Sequence[str] | None = None) -> int:
     """``ros2 run tactile_grasp_predictor predictor_node``: spin until Ctrl-C, shut down cleanly."""
-    rclpy.init(args=list(args) if args is not None else sys.argv)
     # The inference thread re-takes the GIL after every torch op; with the input thread busy
     # the default 5 ms switch interval can stall each re-take. 0.5 ms keeps inference moving.
     sys.setswitchinterval(0.0005)
-    node: PredictorNode | None = None
-    code = 0
-    try:
-        node = PredictorNode()
-        executor = SingleThreadedExecutor()  # inputs; actions and inference have their own threads
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ConfigError, TgpError) as exc:
-        print(f"predictor_node: {exc}", file=sys.stderr)
-        code = 2
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return code
+    return spin_node_main("predictor_node", PredictorNode, args)
 
 
 if __name__ == "__main__":
