@@ -1,8 +1,9 @@
 """The grasp gate: frame buffer + phase tracker + Ta/Tb snapshot selection.
 
 Feed it frames (:meth:`GraspGate.on_frame`), gripper samples (:meth:`GraspGate.on_gripper`)
-and clock ticks (:meth:`GraspGate.on_tick`), all on one clock (receive time); it answers
-with events. For every grasp exactly one of :class:`SnapshotReady` (Ta, Tb: run the model)
+and clock ticks (:meth:`GraspGate.on_tick`), all on one clock (header stamps or receive
+time: :mod:`tactile_grasp_predictor.timebase`); it answers with events. For every grasp
+exactly one of :class:`SnapshotReady` (Ta, Tb: run the model)
 or :class:`GraspAborted` (with a reason: decide ABORT without the model) is emitted.
 
 - Ta = the newest frame received strictly before the closing onset, not older than
@@ -67,7 +68,7 @@ class Reason:
 
 @dataclass(frozen=True, eq=False)
 class Frame:
-    """One tactile frame: receive time ``t``, header ``stamp`` (``None`` if empty), RGB image."""
+    """One tactile frame: time ``t`` (the time base's clock), header ``stamp`` (``None`` if empty), RGB."""
 
     t: float
     stamp: float | None
@@ -114,7 +115,7 @@ GateEvent = PhaseChanged | SnapshotReady | GraspAborted
 class FrameBuffer:
     """The recent frames, bounded by count and by age relative to the newest frame.
 
-    Frames must arrive in receive-time order: an older frame is ignored
+    Frames must arrive in time order (``t``): an older frame is ignored
     (``out_of_order``), one with the same time and stamp as the last is ignored
     (``duplicates``).
     """
@@ -126,7 +127,7 @@ class FrameBuffer:
         self.out_of_order = 0
         self.duplicates = 0
         self.accepted = 0
-        self.last_t: float | None = None  # newest accepted receive time (kept after pruning)
+        self.last_t: float | None = None  # newest accepted frame time (kept after pruning)
         self._last_stamp: float | None = None
 
     def __len__(self) -> int:
@@ -261,7 +262,7 @@ class GraspGate:
 
     # -- inputs -------------------------------------------------------------------------
     def on_frame(self, frame: Frame) -> list[GateEvent]:
-        """Take a frame (``frame.t`` = receive time); return the events it causes."""
+        """Take a frame (``frame.t`` on the time base's clock); return the events it causes."""
         if not (isinstance(frame.t, (int, float)) and math.isfinite(frame.t)) or not isinstance(
             frame.image, np.ndarray
         ):
@@ -276,7 +277,7 @@ class GraspGate:
         return events
 
     def on_gripper(self, sample: GripperSample) -> list[GateEvent]:
-        """Take a gripper sample (``sample.t`` = receive time); return the events it causes."""
+        """Take a gripper sample (``sample.t`` on the time base's clock); return the events it causes."""
         events = self._clock_check(sample.t) + self._advance(sample.t) if math.isfinite(sample.t) else []
         before = self._tracker.accepted
         phase_events = self._tracker.update(sample)
