@@ -205,6 +205,16 @@ def test_backend_and_device_errors(bundles: dict[str, Path], tmp_path: Path) -> 
         Predictor.from_bundle(no_onnx, backend="onnx")
 
 
+def test_auto_backend_runs_onnx_where_the_bundle_has_it(bundles: dict[str, Path], tmp_path: Path) -> None:
+    auto = Predictor.from_bundle(bundles["mlp"], backend="auto", num_threads=1)
+    assert auto.backend == "onnx"  # the bundle has model.onnx and onnxruntime is installed
+    torch_pred = Predictor.from_bundle(bundles["mlp"], backend="torch", num_threads=1)
+    ta, tb = _pairs(3, (60, 80))
+    assert np.allclose(auto.predict_batch(ta, tb), torch_pred.predict_batch(ta, tb), atol=1e-4)
+    plain = make_random_bundle(tmp_path / "plain", size=32, probe="mlp")
+    assert Predictor.from_bundle(plain, backend="auto").backend == "torch"  # no model.onnx: torch
+
+
 @pytest.mark.parametrize("hw", [(240, 320), (480, 640), (960, 1280), (20, 30)])
 def test_predict_any_frame_size_and_bad_frames(hw: tuple[int, int], bundles: dict[str, Path]) -> None:
     pred = Predictor.from_bundle(bundles["mlp"])

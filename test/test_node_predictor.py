@@ -211,7 +211,7 @@ def test_missing_or_corrupt_bundle_aborts_model_unavailable(ros_context, tmp_pat
 
 def test_real_random_weight_bundle_is_loaded_and_decides(ros_context, tmp_path: Path) -> None:
     bundles = pytest.importorskip("bundles", reason="test/bundles.py (random-weight bundles) not there yet")
-    path = bundles.make_random_bundle(tmp_path / "bundle")
+    path = bundles.make_random_bundle(tmp_path / "bundle", onnx=True)
     rig, _node, d = start_predictor(ros_context, None, bundle_path=str(path), **SCRIPTED)
     try:
         run_grasp(d, GraspScript(k0=0))
@@ -220,6 +220,7 @@ def test_real_random_weight_bundle_is_loaded_and_decides(ros_context, tmp_path: 
         assert msg.model_id and msg.model_id != "brightness-test"
         assert (msg.verdict == GraspDecision.LIFT) == (msg.p_success >= msg.threshold)
         assert wait_for(lambda: d.last_diag().get("model_loaded") == "True")
+        assert d.last_diag()["backend"] == "onnx"  # backend auto (the default) + a bundle with model.onnx
     finally:
         rig.close()
 

@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="model bundle directory (none: every snapshot ABORTs model_unavailable, as on the node)",
     )
-    ev.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+    ev.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
     ev.add_argument("--num-threads", type=int, default=1, help="CPU threads for inference (as the node's)")
     ev.add_argument("--threshold", type=float, default=None, help="override the bundle's threshold")
     ev.add_argument(

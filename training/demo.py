@@ -61,8 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=2.0, help="robot speed factor (1 = real time)")
     parser.add_argument("--seed", type=int, default=0, help="simulation / training seed")
     parser.add_argument("--bundle", type=Path, default=None, help="use this bundle instead of training one")
-    parser.add_argument("--backend", default="torch", choices=("torch", "onnx"),
-                        help="node inference backend")
+    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"),
+                        help="node inference backend (auto and onnx export model.onnx; auto runs it)")
     parser.add_argument("--retrain", action="store_true", help="train and export again even if they exist")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -467,7 +467,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"[2/4] model: tgp train ({args.config} config: MoCo v2) -> frozen features -> {args.probe} "
               "probe -> tgp export bundle")
         bundle, reused = prepare_bundle(train_dir, out, args.config, overrides, args.probe,
-                                        args.threshold_rule, args.backend == "onnx", args.retrain, progress)
+                                        args.threshold_rule, args.backend != "torch", args.retrain, progress)
         if reused:
             print(f"      reusing the run and bundle trained earlier with the same config and data: {bundle}")
         link_latest(out / "bundle", bundle)

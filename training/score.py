@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from tactile_grasp_predictor.data.calandra import CalandraShard, gelsight_key, index_shards
 from tactile_grasp_predictor.errors import DatasetError, TgpError
-from tactile_grasp_predictor.predictor import BACKENDS, Predictor
+from tactile_grasp_predictor.predictor import BACKEND_CHOICES, Predictor
 from training.export import binary_metrics
 
 log = logging.getLogger("tgp.score")
@@ -84,7 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``tgp score``."""
     parser.add_argument("--bundle", type=Path, required=True, help="bundle directory (tgp export)")
     parser.add_argument("--data", type=Path, required=True, help="directory of .h5 shards (Calandra layout)")
-    parser.add_argument("--backend", default="torch", choices=BACKENDS)
+    parser.add_argument("--backend", default="auto", choices=BACKEND_CHOICES)
     parser.add_argument("--out", type=Path, default=None,
                         help="write scores.csv, metrics.json, scores.png here")
     parser.add_argument("--limit", type=int, default=0, help="score only the first N trials")
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     p = np.array([r["p"] for r in rows])
     y = np.array([r["label"] for r in rows])
-    metrics = {"bundle": str(args.bundle), "model_id": predictor.model_id, "backend": args.backend,
+    metrics = {"bundle": str(args.bundle), "model_id": predictor.model_id, "backend": predictor.backend,
                "data": str(args.data), "threshold": predictor.threshold, "skipped": len(skipped),
                **binary_metrics(p, y, predictor.threshold)}
     print(f"{args.data}: {len(rows)} trials ({len(skipped)} skipped), model {predictor.model_id}, "

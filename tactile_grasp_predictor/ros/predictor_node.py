@@ -146,7 +146,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "with model_unavailable)", read_only=True),
     ParamSpec("threshold", -1.0, "LIFT iff p_success >= threshold; < 0: the bundle's threshold",
               lo=-1.0, hi=1.0),
-    ParamSpec("backend", "torch", "inference backend", choices=("torch", "onnx"), read_only=True),
+    ParamSpec("backend", "auto", "inference backend (auto: onnx when the bundle has model.onnx, else torch)",
+              choices=("auto", "torch", "onnx"), read_only=True),
     ParamSpec("device", "cpu", "inference device", choices=("cpu", "cuda", "auto"), read_only=True),
     ParamSpec("num_threads", 1, "CPU threads for inference", lo=1, hi=64, read_only=True),
     # Service.
@@ -606,6 +607,7 @@ class PredictorNode(Node):
             kv = {
                 "model_loaded": str(w.predictor is not None),
                 "model_id": w.predictor.model_id if w.predictor else "",
+                "backend": str(getattr(w.predictor, "backend", "")),
                 "model_error": w.error,
                 "bundle_path": str(self.cfg["bundle_path"]),
                 "frames_received": str(self._frames.count),
