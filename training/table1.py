@@ -18,6 +18,7 @@ import csv
 import json
 import logging
 import math
+import textwrap
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -138,13 +139,13 @@ def run_table(cfg: TrainConfig, train_set: TactileSet, test_set: TactileSet, out
             res = train(mcfg, train_set, out / "runs" / f"{method}-s{seed}", progress=progress)
             dt = time.perf_counter() - t0
             rows += _probe_rows(res, train_set, test_set, cfg, probes, cfg.label_fractions, seed, method, dt)
+        job_s = time.perf_counter() - t_job
+        for r in rows[start:]:
+            r.job_seconds = job_s
         with (out / "rows.jsonl").open("a") as fh:
             for r in rows[start:]:
                 fh.write(json.dumps(r.__dict__) + "\n")
         done_file.parent.mkdir(parents=True, exist_ok=True)
-        job_s = time.perf_counter() - t_job
-        for r in rows[start:]:
-            r.job_seconds = job_s
         done_file.write_text(json.dumps({"key": key, "rows": [r.__dict__ for r in rows[start:]]}))
     return rows
 
@@ -281,7 +282,7 @@ def _plot(rows: list[Row], methods: list[str], cfg: TrainConfig, path: Path) -> 
     sup = 100 * _agg(rows, "supervised", "head", 1.0)[0]
     if not math.isnan(sup):
         ax.axhline(sup, ls="--", color="gray", label="supervised (head)")
-    ax.set_xticks(np.arange(len(methods)), [LABELS[m].replace(" (", "\n(") for m in methods], fontsize=7)
+    ax.set_xticks(np.arange(len(methods)), [textwrap.fill(LABELS[m], 13) for m in methods], fontsize=7)
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(40, 100)
     ax.set_title("All labels: probes on frozen features")
