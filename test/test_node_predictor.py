@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 from pathlib import Path
@@ -221,6 +222,7 @@ def test_real_random_weight_bundle_is_loaded_and_decides(ros_context, tmp_path: 
         assert (msg.verdict == GraspDecision.LIFT) == (msg.p_success >= msg.threshold)
         assert wait_for(lambda: d.last_diag().get("model_loaded") == "True")
         assert d.last_diag()["backend"] == "onnx"  # backend auto (the default) + a bundle with model.onnx
+        assert gc.get_freeze_count() > 0  # the loaded model and imports are out of the collector's way
     finally:
         rig.close()
 
