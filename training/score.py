@@ -40,20 +40,28 @@ def score_shards(predictor: Predictor, data: Path, finger: str = "A", batch: int
     refs = index.refs[:limit] if limit > 0 else index.refs
     rows: list[dict[str, Any]] = []
     bar = tqdm(total=len(refs), desc="scoring trials", unit="trial", disable=not progress)
-    for start in range(0, len(refs), batch):
-        chunk = refs[start : start + batch]
-        tas, tbs = [], []
-        for ref in chunk:
-            with CalandraShard(ref.path) as shard:
+    shard: CalandraShard | None = None  # kept open while consecutive trials share a file
+    try:
+        for start in range(0, len(refs), batch):
+            chunk = refs[start : start + batch]
+            tas, tbs = [], []
+            for ref in chunk:
+                if shard is None or shard.path != ref.path:
+                    if shard is not None:
+                        shard.close()
+                    shard = CalandraShard(ref.path)
                 trial = shard.read(ref.index, keys=(before, during))
-            tas.append(trial.images[before])
-            tbs.append(trial.images[during])
-        p = predictor.predict_batch(tas, tbs)
-        for ref, pi in zip(chunk, p, strict=True):
-            rows.append({"trial": ref.source, "object": ref.object_name, "p": float(pi),
-                         "verdict": "LIFT" if pi >= predictor.threshold else "ABORT", "label": ref.label})
-        bar.update(len(chunk))
-    bar.close()
+                tas.append(trial.images[before])
+                tbs.append(trial.images[during])
+            p = predictor.predict_batch(tas, tbs)
+            for ref, pi in zip(chunk, p, strict=True):
+                rows.append({"trial": ref.source, "object": ref.object_name, "p": float(pi),
+                             "verdict": "LIFT" if pi >= predictor.threshold else "ABORT", "label": ref.label})
+            bar.update(len(chunk))
+    finally:
+        if shard is not None:
+            shard.close()
+        bar.close()
     return rows, list(index.skipped)
 
 
