@@ -1,6 +1,10 @@
 """A test harness for the ROS nodes (real rclpy, real DDS on loopback) and its own small tests.
 
-``Rig`` spins the nodes under test in a MultiThreadedExecutor on a background thread; a
+``Rig`` spins the nodes under test in a SingleThreadedExecutor on a background thread, as
+``spin_node_main`` does in production. (A MultiThreadedExecutor rebuilds its wait set in
+Python after every callback it hands out; with 30 Hz frames and 50 Hz JointStates that loop
+held the GIL enough to starve the publishing test thread for 0.3–1.3 s at a time in full-suite
+runs, which read as gripper silence or a settled gripper.) A
 ``Driver`` node publishes what a WSG-50 + GelSight driver pair publishes (reliable, depth
 10) and records the decisions and diagnostics it receives. Every wait has a generous
 deadline; nothing asserts on timing.
@@ -19,7 +23,7 @@ import pytest
 import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image, JointState
@@ -104,7 +108,7 @@ class Rig:
 
     def __init__(self, context: rclpy.context.Context) -> None:
         self.context = context
-        self.executor = MultiThreadedExecutor(num_threads=4, context=context)
+        self.executor = SingleThreadedExecutor(context=context)
         self.nodes: list[Node] = []
         self._thread: threading.Thread | None = None
 
