@@ -26,7 +26,7 @@ from training.export import (
     split_fit_val,
 )
 from training.probe_fit import knn_k, label_subset, probe_suite
-from training.table1 import PAPER, run_table, write_report
+from training.table1 import PAPER, Row, label_draw_seed, paired_gain, run_table, write_report
 from training.train import synthetic_set
 
 
@@ -173,3 +173,35 @@ def test_table1_rows_report_and_plot(tmp_path: Path) -> None:
     again = run_table(cfg, train_set, test_set, tmp_path, ("moco",), (0,), progress=False)
     first = {(r.probe, r.fraction): r.accuracy for r in rows if r.method == "moco"}
     assert {(r.probe, r.fraction): r.accuracy for r in again if r.method == "moco"} == first
+
+
+def test_label_draws_pair_every_method_with_supervised_on_the_same_subsets(tmp_path: Path) -> None:
+    cfg = load_config("tiny", ["epochs=1", "label_fractions=[0.1, 1.0]"])
+    full = synthetic_set(96, cfg.resize_hw, seed=4)
+    train_set, test_set = full.subset(range(64)), full.subset(range(64, 96))
+    rows = run_table(cfg, train_set, test_set, tmp_path, ("moco", "supervised"), (0,), progress=False,
+                     label_draws=2)
+    draws = {(r.method, r.probe, r.fraction, r.draw) for r in rows}
+    assert {("supervised", "head", 0.1, 1), ("moco", "mlp", 0.1, 1), ("moco", "knn", 0.1, 0)} <= draws
+    assert not any(r.draw and r.fraction == 1.0 for r in rows), "all labels: one draw only"
+    assert (tmp_path / "runs" / "supervised-f0.1-s0-d1" / "checkpoint.pt").exists()
+    assert not np.array_equal(label_subset(train_set.labels, 0.1, label_draw_seed(0, 0)),
+                              label_subset(train_set.labels, 0.1, label_draw_seed(0, 1)))
+    write_report(rows, tmp_path, cfg, {"kind": "synthetic"}, "tgp t", 1.0)
+    md = (tmp_path / "results.md").read_text()
+    assert "2 label draws below 100 %" in md and "2 paired label draw(s)" in md, md
+
+
+def test_paired_gain_compares_only_the_same_subsets() -> None:
+    def row(method: str, probe: str, draw: int, acc: float, seed: int = 0) -> Row:
+        return Row(seed, method, probe, 0.1, 20, acc, 0.0, draw=draw)
+
+    rows = [row("supervised", "head", 0, 0.80), row("supervised", "head", 1, 0.70),
+            row("supervised", "head", 2, 0.75),
+            row("moco", "mlp", 0, 0.82), row("moco", "mlp", 1, 0.71), row("moco", "mlp", 2, 0.74),
+            row("moco", "mlp", 3, 0.99)]  # draw 3 has no supervised partner: left out
+    mean, se, wins, n = paired_gain(rows, "moco", "mlp", 0.1)
+    diffs = np.array([0.02, 0.01, -0.01])
+    assert n == 3 and wins == 2
+    assert mean == pytest.approx(diffs.mean()) and se == pytest.approx(diffs.std(ddof=1) / np.sqrt(3))
+    assert paired_gain(rows, "moco", "svm", 0.1)[3] == 0

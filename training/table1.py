@@ -1,14 +1,17 @@
 """``tgp table1``: train every method, fit every probe, write the Table I report.
 
-    tgp table1 --data DIR --config cpu [--seeds 0,1] [--methods moco,memory_bank,...] --out results/table1
+    tgp table1 --data DIR --config cpu [--seeds 0,1] [--label-draws 5] [--methods moco,...] --out DIR
 
 For each seed: each self-supervised method (MoCo v2, memory bank, triplet label-free,
 triplet with labels as in the paper, autoencoder) is trained on the training split
 without labels (except ``triplet_label``), its frozen pooled features are probed with
 KNN / SVM / MLP at every label fraction (default 1 %, 10 %, 100 %), and supervised from
-scratch is trained on the same label subsets as the reference line. Runs are resumable:
-a finished run directory is reused. Writes ``results.csv`` (every row), ``results.md``
-(mean ± std over seeds beside the paper's numbers), ``results.png`` and one log per run.
+scratch is trained on the same label subsets as the reference line. With ``--label-draws
+N`` every fraction below 100 % is drawn N times (the same N subsets for every method), so
+that the label-efficiency comparison is paired and has an error bar: with 20 or 200 labels
+which trials are labelled moves accuracy by a point or more. Runs are resumable: a finished
+run directory is reused. Writes ``results.csv`` (every row), ``results.md`` (mean ± std over
+seeds and draws beside the paper's numbers), ``results.png`` and one log per run.
 """
 
 from __future__ import annotations
@@ -65,6 +68,12 @@ class Row:
     accuracy: float
     train_seconds: float
     job_seconds: float = 0.0  # training + features + probes of the whole (method, seed) job
+    draw: int = 0  # which label subset (fractions < 1 with --label-draws); 0 for all labels
+
+
+def label_draw_seed(seed: int, draw: int) -> int:
+    """Return the subset (and probe) seed of label draw ``draw`` of training seed ``seed`` (0: ``seed``)."""
+    return seed + 1000 * draw
 
 
 @torch.no_grad()
@@ -95,8 +104,15 @@ def supervised_config(cfg: TrainConfig, n_full: int, n_sub: int) -> TrainConfig:
 
 def run_table(cfg: TrainConfig, train_set: TactileSet, test_set: TactileSet, out: Path,
               methods: tuple[str, ...], seeds: tuple[int, ...], probes: tuple[str, ...] = PROBES,
-              progress: bool = True) -> list[Row]:
-    """Train and probe every method for every seed; return all rows (also appended to ``rows.jsonl``)."""
+              progress: bool = True, label_draws: int = 1) -> list[Row]:
+    """Train and probe every method for every seed; return all rows (also appended to ``rows.jsonl``).
+
+    ``label_draws`` subsets are drawn for each label fraction below 1 (draw ``d`` with seed
+    :func:`label_draw_seed`), the same for every method, and supervised from scratch is trained
+    on each of them.
+    """
+    if label_draws < 1:
+        raise ConfigError(f"--label-draws must be at least 1, got {label_draws}")
     out.mkdir(parents=True, exist_ok=True)
     rows: list[Row] = []
     majority = float(max(np.mean(test_set.labels), 1 - np.mean(test_set.labels)))
@@ -110,6 +126,8 @@ def run_table(cfg: TrainConfig, train_set: TactileSet, test_set: TactileSet, out
         done_file = out / "runs" / f"{method}-s{seed}.rows.json"
         key = {"config": cfg.to_dict(), "probes": list(probes), "n_train": len(train_set),
                "n_test": len(test_set)}
+        if label_draws > 1:  # one draw: the key of earlier results, which stay reusable
+            key["label_draws"] = label_draws
         if done_file.exists():
             saved = json.loads(done_file.read_text())
             if saved.get("key") == json.loads(json.dumps(key)):
@@ -119,26 +137,30 @@ def run_table(cfg: TrainConfig, train_set: TactileSet, test_set: TactileSet, out
         t_job = time.perf_counter()
         if method == "random_init":
             res = _untrained(cfg, train_set, seed)
-            rows += _probe_rows(res, train_set, test_set, cfg, probes, cfg.label_fractions, seed, method, 0.0)
+            rows += _probe_rows(res, train_set, test_set, cfg, probes, seed, method, 0.0, label_draws)
         elif method == "supervised":
             for frac in cfg.label_fractions:
-                sub = label_subset(train_set.labels, frac, seed)
-                scfg = replace(supervised_config(cfg, len(train_set), len(sub)), seed=seed)
-                t0 = time.perf_counter()
-                res = train(scfg, train_set.subset(sub), out / "runs" / f"supervised-f{frac:g}-s{seed}",
-                            progress=progress)
-                dt = time.perf_counter() - t0
-                acc = head_accuracy(res, test_set)
-                rows.append(Row(seed, "supervised", "head", frac, len(sub), acc, dt))
-                log.info("supervised %.0f%% labels (%d): head accuracy %.4f", 100 * frac, len(sub), acc)
-                if frac == 1.0:  # its features, probed like the others
-                    rows += _probe_rows(res, train_set, test_set, cfg, probes, (1.0,), seed, "supervised", dt)
+                for draw in range(label_draws if frac < 1.0 else 1):
+                    sub = label_subset(train_set.labels, frac, label_draw_seed(seed, draw))
+                    scfg = replace(supervised_config(cfg, len(train_set), len(sub)),
+                                   seed=label_draw_seed(seed, draw))
+                    run_dir = out / "runs" / (f"supervised-f{frac:g}-s{seed}" + (f"-d{draw}" if draw else ""))
+                    t0 = time.perf_counter()
+                    res = train(scfg, train_set.subset(sub), run_dir, progress=progress)
+                    dt = time.perf_counter() - t0
+                    acc = head_accuracy(res, test_set)
+                    rows.append(Row(seed, "supervised", "head", frac, len(sub), acc, dt, draw=draw))
+                    log.info("supervised %.0f%% labels (%d, draw %d): head accuracy %.4f",
+                             100 * frac, len(sub), draw, acc)
+                    if frac == 1.0:  # its features, probed like the others
+                        rows += _probe_rows(res, train_set, test_set, replace(cfg, label_fractions=(1.0,)),
+                                            probes, seed, "supervised", dt)
         else:
             mcfg = replace(cfg, method=method, seed=seed)
             t0 = time.perf_counter()
             res = train(mcfg, train_set, out / "runs" / f"{method}-s{seed}", progress=progress)
             dt = time.perf_counter() - t0
-            rows += _probe_rows(res, train_set, test_set, cfg, probes, cfg.label_fractions, seed, method, dt)
+            rows += _probe_rows(res, train_set, test_set, cfg, probes, seed, method, dt, label_draws)
         job_s = time.perf_counter() - t_job
         for r in rows[start:]:
             r.job_seconds = job_s
@@ -174,17 +196,33 @@ def _untrained(cfg: TrainConfig, train_set: TactileSet, seed: int) -> Any:
 
 
 def _probe_rows(res: Any, train_set: TactileSet, test_set: TactileSet, cfg: TrainConfig,
-                probes: tuple[str, ...], fractions: tuple[float, ...], seed: int, method: str,
-                dt: float) -> list[Row]:
+                probes: tuple[str, ...], seed: int, method: str, dt: float,
+                label_draws: int = 1) -> list[Row]:
+    """Probe the frozen features at ``cfg.label_fractions``; fractions below 1 once per label draw."""
     enc = res.method.encoder
     x_tr = extract_features(enc, train_set, res.preprocess)
     x_te = extract_features(enc, test_set, res.preprocess)
     out = []
-    for r in probe_suite(x_tr, train_set.labels, x_te, test_set.labels, cfg, probes, fractions, seed):
-        out.append(Row(seed, method, r.probe, r.fraction, r.n_labels, r.accuracy, dt))
-        log.info("%s %s %.0f%% labels: %.4f (runtime vs sklearn %.1e)", method, r.probe,
-                 100 * r.fraction, r.accuracy, r.max_abs_diff_runtime)
+    for draw in range(label_draws):
+        fractions = cfg.label_fractions if draw == 0 else tuple(f for f in cfg.label_fractions if f < 1.0)
+        for r in probe_suite(x_tr, train_set.labels, x_te, test_set.labels, cfg, probes, fractions,
+                             label_draw_seed(seed, draw)):
+            out.append(Row(seed, method, r.probe, r.fraction, r.n_labels, r.accuracy, dt, draw=draw))
+            log.info("%s %s %.0f%% labels (draw %d): %.4f (runtime vs sklearn %.1e)", method, r.probe,
+                     100 * r.fraction, draw, r.accuracy, r.max_abs_diff_runtime)
     return out
+
+
+def paired_gain(rows: list[Row], method: str, probe: str, frac: float) -> tuple[float, float, int, int]:
+    """Return ``method``/``probe`` minus supervised (head) on the same label subsets: (mean, SE, wins, n)."""
+    sup = {(r.seed, r.draw): r.accuracy for r in rows
+           if (r.method, r.probe, r.fraction) == ("supervised", "head", frac)}
+    diffs = [r.accuracy - sup[(r.seed, r.draw)] for r in rows
+             if (r.method, r.probe, r.fraction) == (method, probe, frac) and (r.seed, r.draw) in sup]
+    if not diffs:
+        return float("nan"), float("nan"), 0, 0
+    se = float(np.std(diffs, ddof=1) / math.sqrt(len(diffs))) if len(diffs) > 1 else float("nan")
+    return float(np.mean(diffs)), se, sum(d > 0 for d in diffs), len(diffs)
 
 
 # ------------------------------------------------------------------ report
@@ -215,11 +253,13 @@ def write_report(rows: list[Row], out: Path, cfg: TrainConfig, info: dict[str, A
         w.writerows(r.__dict__ for r in rows)
     methods = [m for m in (*SSL_METHODS, "supervised", *CONTROLS) if any(r.method == m for r in rows)]
     seeds = sorted({r.seed for r in rows})
+    draws = len({r.draw for r in rows})
+    spread = "seeds" + (f" and {draws} label draws below 100 %" if draws > 1 else "")
     lines = [
         "# Table I: grasp-outcome accuracy (%) from frozen features, left GelSight Tb − Ta", "",
         f"Command: `{command}`  ",
         f"Compute time of all jobs: {_job_minutes(rows):.1f} min (this invocation: {seconds / 60:.1f} min "
-        f"wall, finished jobs are reused); seeds {seeds} (mean ± std over seeds)  ",
+        f"wall, finished jobs are reused); seeds {seeds} (mean ± std over {spread})  ",
         f"Split: {info.get('kind')} (seed {info.get('seed')}), {info.get('n_train')} train / "
         f"{info.get('n_test')} test trials  ",
         f"Config: {cfg.name} — {cfg.arch}, {cfg.crop}px crops of {cfg.resize_hw[0]}x{cfg.resize_hw[1]}, "
@@ -252,16 +292,37 @@ def write_report(rows: list[Row], out: Path, cfg: TrainConfig, info: dict[str, A
         lines.append(f"- MoCo + MLP {100 * moco_mlp:.1f} vs supervised {100 * sup:.1f}: "
                      f"{'within' if moco_mlp >= sup - 0.03 else 'NOT within'} 3 points")
     if 0.1 in cfg.label_fractions:
-        s10 = _agg(rows, "supervised", "head", 0.1)[0]
-        best = max((_agg(rows, "moco", p, 0.1)[0] for p in PROBES), default=float("nan"))
-        if not math.isnan(s10) and not math.isnan(best):
-            lines.append(f"- 10 % labels: best MoCo probe {100 * best:.1f} vs supervised {100 * s10:.1f}: "
-                         f"MoCo {'beats' if best > s10 else 'does NOT beat'} supervised")
+        lines += _label_check(rows, 0.1)
     lines += ["", "Paper: Calandra et al. data (6,000 train / 3,000 test, ResNet-50, 200 epochs); "
               "ours: the data and config above. The paper's ordering is a claim to test, not a target.",
               "", "![results](results.png)", ""]
     (out / "results.md").write_text("\n".join(lines))
     _plot(rows, methods, cfg, out / "results.png")
+
+
+def _label_check(rows: list[Row], frac: float) -> list[str]:
+    """Compare each MoCo probe with supervised on the same label subsets (paired): the report's lines."""
+    s_mean, s_std, _ = _agg(rows, "supervised", "head", frac)
+    gains = {p: paired_gain(rows, "moco", p, frac) for p in PROBES}
+    gains = {p: g for p, g in gains.items() if g[3] > 0}
+    if math.isnan(s_mean) or not gains:
+        return []
+    n = max(g[3] for g in gains.values())
+    parts = []
+    for p, (mean, se, wins, k) in gains.items():
+        err = f" ± {100 * se:.1f}" if not math.isnan(se) else ""
+        acc = 100 * _agg(rows, "moco", p, frac)[0]
+        parts.append(f"{p} {acc:.1f} ({100 * mean:+.1f}{err}, better on {wins}/{k})")
+    best, (mean, se, _, _) = max(gains.items(), key=lambda kv: kv[1][0])
+    if math.isnan(se):
+        noise = "one label draw: no error bar"
+    elif abs(mean) > 2 * se:
+        noise = "beyond 2 standard errors"
+    else:
+        noise = "within 2 standard errors: not distinguishable with these draws"
+    return [f"- {100 * frac:g} % labels, {n} paired label draw(s): supervised {100 * s_mean:.1f}"
+            + (f" ± {100 * s_std:.1f}" if n > 1 else "") + "; MoCo " + ", ".join(parts)
+            + f": MoCo's best probe ({best}) {'beats' if mean > 0 else 'does NOT beat'} supervised ({noise})"]
 
 
 def _plot(rows: list[Row], methods: list[str], cfg: TrainConfig, path: Path) -> None:
@@ -291,7 +352,8 @@ def _plot(rows: list[Row], methods: list[str], cfg: TrainConfig, path: Path) -> 
     for m in methods:
         p = "head" if m == "supervised" else "mlp"
         ys = [100 * _agg(rows, m, p, f)[0] for f in fr]
-        ax2.plot([100 * f for f in fr], ys, marker="o", label=f"{LABELS[m]} ({p})")
+        es = [100 * _agg(rows, m, p, f)[1] for f in fr]
+        ax2.errorbar([100 * f for f in fr], ys, yerr=es, marker="o", capsize=3, label=f"{LABELS[m]} ({p})")
     ax2.set_xscale("log")
     ax2.set_xlabel("labelled training trials (%)")
     ax2.set_ylabel("test accuracy (%)")
@@ -311,6 +373,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--synthetic", type=int, default=0, metavar="N", help="N synthetic trials instead")
     parser.add_argument("--out", type=Path, default=Path("results/table1"), help="report directory")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
+    parser.add_argument("--label-draws", type=int, default=1, metavar="N",
+                        help="label subsets drawn per fraction below 100 %% (paired across methods)")
     every = ",".join((*SSL_METHODS, "supervised", *CONTROLS))
     parser.add_argument("--methods", default=every, help="comma-separated subset of " + every)
     parser.add_argument("--probes", default=",".join(PROBES))
@@ -346,7 +410,8 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("tgp").addHandler(handler)
         logging.getLogger("tgp").setLevel(logging.INFO)
         (args.out / "split.json").write_text(json.dumps(info, indent=1))
-        rows = run_table(cfg, train_set, test_set, args.out, methods, seeds, probes, not args.no_progress)
+        rows = run_table(cfg, train_set, test_set, args.out, methods, seeds, probes, not args.no_progress,
+                         args.label_draws)
     except TgpError as exc:
         print(f"tgp table1: error: {exc}")
         return 2
