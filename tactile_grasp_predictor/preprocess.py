@@ -184,7 +184,10 @@ def resize_frame(img: np.ndarray, cfg: PreprocessConfig, name: str = "frame") ->
 
 
 def _as_uint8_tensor(x: ArrayOrTensor, name: str) -> torch.Tensor:
-    t = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
+    if isinstance(x, np.ndarray):
+        # read-only arrays (a memory-mapped cache): copied, torch wants writable memory
+        x = np.ascontiguousarray(x) if x.flags.writeable else np.array(x, order="C")
+    t = torch.from_numpy(x) if isinstance(x, np.ndarray) else x
     if not isinstance(t, torch.Tensor):
         raise FrameError(f"{name}: expected a numpy array or torch tensor, got {type(x).__name__}")
     if t.dtype != torch.uint8:
