@@ -259,7 +259,8 @@ def write_report(rows: list[Row], out: Path, cfg: TrainConfig, info: dict[str, A
         "# Table I: grasp-outcome accuracy (%) from frozen features, left GelSight Tb − Ta", "",
         f"Command: `{command}`  ",
         f"Compute time of all jobs: {_job_minutes(rows):.1f} min (this invocation: {seconds / 60:.1f} min "
-        f"wall, finished jobs are reused); seeds {seeds} (mean ± std over {spread})  ",
+        f"wall; finished jobs are reused, and a job that reused a finished training counts only its "
+        f"features and probes); seeds {seeds} (mean ± std over {spread})  ",
         f"Split: {info.get('kind')} (seed {info.get('seed')}), {info.get('n_train')} train / "
         f"{info.get('n_test')} test trials  ",
         f"Config: {cfg.name} — {cfg.arch}, {cfg.crop}px crops of {cfg.resize_hw[0]}x{cfg.resize_hw[1]}, "
