@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -258,4 +260,17 @@ def test_invalid_start_up_parameters_raise_config_error(ros_context) -> None:
     with pytest.raises(ConfigError, match="width_mode"):
         PredictorNode(context=ros_context, loader=lambda _c: BrightnessPredictor(),
                       parameter_overrides=overrides(width_mode="single"))  # two joints named
+    with pytest.raises(ConfigError, match="inference_cpus: CPU 4096 does not exist"):
+        PredictorNode(context=ros_context, loader=lambda _c: BrightnessPredictor(),
+                      parameter_overrides=overrides(inference_cpus=4096))  # an integer, read as text
     assert stamp_to_float(stamp(1)) == 1001.0
+
+
+@pytest.mark.parametrize(("arg", "says"), [
+    ("max_pending:=many", "max_pending"), ("inference_cpus:=2-1", "inference_cpus: range 2-1 runs backwards"),
+])
+def test_bad_command_line_parameter_exits_2_with_one_line(arg: str, says: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "tactile_grasp_predictor.ros.predictor_node", "--ros-args",
+                           "-p", arg], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert says in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

@@ -51,6 +51,7 @@ class ParamSpec:
     hi: float | None = None
     choices: tuple[str, ...] = ()  # allowed strings (each element for string arrays)
     read_only: bool = False  # fixed at start-up (topics, model files)
+    numbers_as_text: bool = False  # a string that may look like a number (`-p cpus:=3`): taken as text
 
     def param_type(self) -> int:
         """Return the ``rcl_interfaces/ParameterType`` of the default value."""
@@ -69,6 +70,7 @@ class ParamSpec:
         d = ParameterDescriptor(
             name=self.name, type=self.param_type(), description=self.description, read_only=self.read_only
         )
+        d.dynamic_typing = self.numbers_as_text  # the command line types `3` as an integer
         constraints = []
         if self.choices:
             constraints.append("one of: " + ", ".join(self.choices))
@@ -103,9 +105,14 @@ class ParamSpec:
 
 def declare_all(node: Node, specs: Sequence[ParamSpec]) -> dict[str, Any]:
     """Declare every parameter of ``specs`` on ``node``; return the name → value map in force."""
+    values = {}
     for spec in specs:
         node.declare_parameter(spec.name, spec.default, spec.descriptor())
-    return {spec.name: node.get_parameter(spec.name).value for spec in specs}
+        value = node.get_parameter(spec.name).value
+        if spec.numbers_as_text and isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        values[spec.name] = value
+    return values
 
 
 def check_all(specs: Sequence[ParamSpec], values: Mapping[str, Any]) -> str | None:

@@ -48,6 +48,7 @@ from std_msgs.msg import Bool
 from tactile_grasp_msgs.action import EvaluateGrasp
 from tactile_grasp_msgs.msg import GraspDecision
 
+from tactile_grasp_predictor.cpu_affinity import isolate_current_thread, parse_cpu_list
 from tactile_grasp_predictor.decision import Decision, Verdict, abort_decision, decide
 from tactile_grasp_predictor.errors import ConfigError, FrameError
 from tactile_grasp_predictor.gate import Frame, GraspAborted, GraspGate, PhaseChanged, SnapshotReady
@@ -151,6 +152,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               choices=("auto", "torch", "onnx"), read_only=True),
     ParamSpec("device", "cpu", "inference device", choices=("cpu", "cuda", "auto"), read_only=True),
     ParamSpec("num_threads", 1, "CPU threads for inference", lo=1, hi=64, read_only=True),
+    ParamSpec("inference_cpus", "", "Linux CPU list (e.g. '1' or '2-3') for the inference thread alone; "
+              "the node's other threads move to the remaining CPUs. Empty: no pinning", read_only=True,
+              numbers_as_text=True),
     # Service.
     ParamSpec("evaluate_timeout_s", 10.0, "EvaluateGrasp wait when the goal's timeout_s <= 0",
               lo=0.01, hi=3600.0),
@@ -205,6 +209,7 @@ class NodeConfig:
             ).validate()
         except ConfigError as exc:
             raise ConfigError(f"joint_names/width_mode/width_scale: {exc}") from exc
+        parse_cpu_list(str(values["inference_cpus"]))  # raises naming inference_cpus
         if values["grasp_state_topic"] and not re.fullmatch(r"\w+/msg/\w+", values["grasp_state_type"]):
             raise ConfigError(
                 f"grasp_state_type: {values['grasp_state_type']!r} must be 'pkg/msg/Type' "
@@ -230,6 +235,10 @@ def load_predictor(cfg: NodeConfig) -> PredictorLike:
     if callable(warm_up):
         warm_up()
     return predictor
+
+
+def _cpu_text(cpus: frozenset[int]) -> str:
+    return "CPU " + ",".join(str(c) for c in sorted(cpus))
 
 
 def _owned(frame: Frame) -> Frame:
@@ -282,9 +291,14 @@ class _InferenceWorker:
         load: Callable[[], PredictorLike],
         run: Callable[[SnapshotReady, float, PredictorLike | None, str], None],
         max_pending: int,
+        cpus: frozenset[int] = frozenset(),
+        warn: Callable[[str], object] = print,
     ) -> None:
         self._load = load
         self._run = run
+        self._cpus = cpus
+        self._warn = warn
+        self.pinning = "off"  # diagnostics: "off", the CPU split, or why the kernel refused it
         # (snapshot, node-clock time of its trigger)
         self.queue: queue.Queue[tuple[SnapshotReady, float] | None] = queue.Queue(maxsize=max_pending)
         self.predictor: PredictorLike | None = None
@@ -295,6 +309,14 @@ class _InferenceWorker:
         self._thread.start()
 
     def _main(self) -> None:
+        if self._cpus:  # before loading: the model's thread pools inherit this thread's CPUs
+            try:
+                rest = isolate_current_thread(self._cpus)
+                self.pinning = (f"inference on {_cpu_text(self._cpus)}, other threads on "
+                                f"{_cpu_text(rest) if rest else 'all'}")
+            except ConfigError as exc:  # runs unpinned: slower tail, same decisions
+                self.pinning = f"refused: {exc}"
+                self._warn(f"{exc}; inference runs unpinned")
         try:
             self.predictor = self._load()
         except Exception as exc:  # any failure: the node runs on and ABORTs model_unavailable
@@ -368,7 +390,9 @@ class PredictorNode(Node):
         self._closing = False
 
         self._worker = _InferenceWorker(lambda: loader(self.cfg), self._run_snapshot,
-                                        int(self.cfg["max_pending"]))
+                                        int(self.cfg["max_pending"]),
+                                        parse_cpu_list(str(self.cfg["inference_cpus"])),
+                                        self.get_logger().warning)
 
         inputs = MutuallyExclusiveCallbackGroup()  # cheap callbacks, one at a time, never blocked
         self._decision_pub = self.create_publisher(
@@ -623,6 +647,7 @@ class PredictorNode(Node):
                 "model_loaded": str(w.predictor is not None),
                 "model_id": w.predictor.model_id if w.predictor else "",
                 "backend": str(getattr(w.predictor, "backend", "")),
+                "inference_cpus": w.pinning,
                 "model_error": w.error,
                 "bundle_path": str(self.cfg["bundle_path"]),
                 "frames_received": str(self._frames.count),
@@ -753,14 +778,18 @@ class PredictorNode(Node):
 
     def destroy_node(self) -> None:
         """Stop the inference thread, end waiting goals, then destroy the node."""
-        with self._cond:
-            self._closing = True
-            self._cond.notify_all()
-        self._worker.stop()
-        self._action_executor.shutdown(timeout_sec=5.0)
-        self._action_thread.join(5.0)
-        self._action.destroy()
-        self._action_node.destroy_node()
+        # Each step only if __init__ got that far (it raises on bad parameters).
+        if hasattr(self, "_cond"):
+            with self._cond:
+                self._closing = True
+                self._cond.notify_all()
+        if hasattr(self, "_worker"):
+            self._worker.stop()
+        if hasattr(self, "_action_thread"):
+            self._action_executor.shutdown(timeout_sec=5.0)
+            self._action_thread.join(5.0)
+            self._action.destroy()
+            self._action_node.destroy_node()
         super().destroy_node()
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import rclpy
+from rclpy.exceptions import ParameterException
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
@@ -47,7 +48,7 @@ def spin_node_main(name: str, node_factory: Callable[[], N], args: Sequence[str]
         code = spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except TgpError as exc:
+    except (TgpError, ParameterException) as exc:  # ours, or rclpy's (e.g. `-p name:=value` of a wrong type)
         print(f"{name}: {exc}", file=sys.stderr)
         code = 2
     finally:
