@@ -4,9 +4,14 @@
    ``cpu`` size (random weights until a trained one exists: the cost is the same). This
    process plays a gripper + GelSight driver: 640 x 480 frames at 60 Hz stamped with the
    wall clock, JointStates at 200 Hz, and ≥ 200 quick grasps. For each decision received
-   here: ``received − Tb frame stamp`` (Tb trigger → decision received by a subscriber,
-   both DDS hops included) and the node's own ``latency_ms``. Beside them, in this run:
-   the bare model (``Predictor.predict`` on the same frames, and the forward pass alone).
+   here, two readings of "Tb trigger → decision received by a subscriber": from the
+   moment the node has the Tb frame (``received − (decision stamp − latency_ms)``, the
+   decision's DDS hop included; one clock, one machine) and, stricter, from the moment the
+   driver published the Tb frame (``received − Tb frame stamp``, the 0.9 MB frame's DDS hop
+   included too). Also the node's own ``latency_ms``. Beside them, in this run: the bare
+   model (``Predictor.predict`` on the same frames, and the forward pass alone). Three runs:
+   the default parameters; ``inference_cpus`` set to the last CPU; and that with this
+   (driver) process kept off it too, the deployment docs/node.md recommends on a small computer.
 2. Memory: the node's resident set size (VmRSS from /proc) sampled while 60 Hz 640 x 480
    frames stream and grasps come and go, after warm-up; flat means bounded.
 
@@ -18,6 +23,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import signal
@@ -145,106 +151,154 @@ class Driver:
         time.sleep(0.15)
 
 
-def main(grasps: int | None = None, memory_s: float | None = None, hw: tuple[int, int] = (480, 640)) -> None:
+def _pin_this_process(cpus: set[int]) -> None:
+    """Move every thread of this (driver) process to ``cpus``; threads started later inherit it."""
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError):  # ended meanwhile
+            os.sched_setaffinity(int(task.name), cpus)
+
+
+def run_node(bundle: Path, tmp: Path, hw: tuple[int, int], grasps: int, memory_s: float, qos: str,
+             params: dict[str, str]) -> dict[str, Any]:
+    """One live run: the node as its own process, this process as the drivers; latencies and RSS."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
     from tactile_grasp_predictor.ros.conversions import stamp_to_float
 
+    cmd = [sys.executable, "-m", "tactile_grasp_predictor.ros.predictor_node", "--ros-args",
+           "-p", f"bundle_path:={bundle}", "-p", "num_threads:=1", "-p", f"image_qos:={qos}",
+           "-p", f"backend:={BACKEND}", "--log-level", "warn"]
+    for k, v in {**FAST_TRIGGER, **params}.items():
+        cmd += ["-p", f"{k}:={v}"]
+    log = (tmp / "node.log").open("w")
+    proc = subprocess.Popen(cmd, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT)
+    context = rclpy.context.Context()
+    rclpy.init(context=context)
+    driver = Driver(context, hw)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(driver.node)
+    spin = threading.Thread(target=executor.spin, daemon=True)
+    spin.start()
+    streamer = threading.Thread(target=driver.stream, daemon=True)
+    samples: list[tuple[float, float]] = []
+    try:
+        deadline = time.monotonic() + 120
+        while driver.img_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        streamer.start()
+        time.sleep(3.0)  # model load + warm-up in the node
+        for _ in range(3):  # warm-up grasps
+            driver.grasp()
+        driver.decisions.clear()
+        t_start = time.monotonic()
+        for _ in range(grasps):
+            driver.grasp()
+        lat_wall = time.monotonic() - t_start
+        decisions = list(driver.decisions)
+        rates = list(driver.frame_rates)
+        # Memory under 60 Hz 640 x 480 with grasps in between.
+        t_mem = time.monotonic()
+        while time.monotonic() - t_mem < memory_s:
+            driver.grasp()
+            samples.append((time.monotonic() - t_mem, rss_mb(proc.pid)))
+            time.sleep(0.3)
+    finally:
+        driver.stop.set()
+        executor.shutdown(timeout_sec=5)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        driver.node.destroy_node()
+        rclpy.shutdown(context=context)
+        log.close()
+    rows = [(recv, m) for recv, m in decisions if m.reason == "model"]
+    reasons: dict[str, int] = {}
+    for _, m in decisions:
+        reasons[m.reason] = reasons.get(m.reason, 0) + 1
+    return {
+        "n": len(decisions), "wall_s": lat_wall, "reasons": reasons, "rates": rates, "samples": samples,
+        "frames": driver.frames,
+        # Tb frame published (its stamp) -> decision received
+        "e2e": [(recv - (stamp_to_float(m.tb_stamp) or math.nan)) * 1e3 for recv, m in rows],
+        # trigger (the node has Tb) -> received: the decision's stamp is its publish time
+        "trigger": [(recv - (stamp_to_float(m.header.stamp) or math.nan)) * 1e3 + float(m.latency_ms)
+                    for recv, m in rows],
+        "node": [float(m.latency_ms) for _, m in rows],
+    }
+
+
+def _report(title: str, r: dict[str, Any], bare: dict[str, Any]) -> None:
+    def pct(key: str) -> tuple[float, float]:
+        return float(np.percentile(r[key], 50)), float(np.percentile(r[key], 99))
+
+    (t50, t99), (p50, p99), (n50, n99) = pct("trigger"), pct("e2e"), pct("node")
+    rates = r["rates"]
+    print(f"-- {title}")
+    print(f"grasps {r['n']} decided in {r['wall_s']:.0f} s; reasons {r['reasons']}; "
+          f"frame rate seen by the node p50 {np.median(rates) if rates else math.nan:.1f} Hz "
+          f"(min {min(rates, default=math.nan):.1f})")
+    print(f"decision latency, Tb trigger in the node -> decision received (DDS, {len(r['trigger'])} grasps): "
+          f"p50 {t50:.2f} ms  p99 {t99:.2f} ms")
+    print(f"decision latency, Tb frame published -> decision received (both DDS hops): "
+          f"p50 {p50:.2f} ms  p99 {p99:.2f} ms")
+    print(f"decision latency inside the node (Tb received -> decision published):  "
+          f"p50 {n50:.2f} ms  p99 {n99:.2f} ms")
+    bp = bare["predict_p50"]
+    print(f"node overhead over the bare predict (p50): {t50 - bp:+.2f} ms trigger -> received, "
+          f"{n50 - bp:+.2f} ms inside the node, {p50 - bp:+.2f} ms from the Tb frame's publication; "
+          f"ratio trigger->received / bare {t50 / bp:.2f}")
+
+
+def main(grasps: int | None = None, memory_s: float | None = None, hw: tuple[int, int] = (480, 640)) -> None:
     sys.setswitchinterval(0.0005)  # as the node does: the decision subscriber is not held up by the streamer
     grasps = grasps or int(os.environ.get("TGP_BENCH_NODE_GRASPS", "200"))
     # FastDDS over UDP loses most 640x480 frames to a best-effort reader (measured here: ~2 of 60 Hz);
     # the driver is reliable, so the node subscribes reliably (image_qos) for this load.
     qos = os.environ.get("TGP_BENCH_NODE_QOS", "reliable")
     memory_s = memory_s if memory_s is not None else float(os.environ.get("TGP_BENCH_NODE_MEMORY_S", "300"))
+    domain = str(100 + (os.getpid() + 37) % 100)
+    os.environ.update(ROS_DOMAIN_ID=domain, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_LOCALHOST_ONLY="1")
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         bundle = _bundle(tmp)
-        domain = str(100 + (os.getpid() + 37) % 100)
-        env = dict(os.environ, ROS_DOMAIN_ID=domain, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-                   ROS_LOCALHOST_ONLY="1")
-        os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE",
-                                              "ROS_LOCALHOST_ONLY")})
-        cmd = [sys.executable, "-m", "tactile_grasp_predictor.ros.predictor_node", "--ros-args",
-               "-p", f"bundle_path:={bundle}", "-p", "num_threads:=1", "-p", f"image_qos:={qos}",
-               "-p", f"backend:={BACKEND}",
-               "--log-level", "warn"]
-        for k, v in FAST_TRIGGER.items():
-            cmd += ["-p", f"{k}:={v}"]
-        log = (tmp / "node.log").open("w")
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-        context = rclpy.context.Context()
-        rclpy.init(context=context)
-        driver = Driver(context, hw)
-        executor = SingleThreadedExecutor(context=context)
-        executor.add_node(driver.node)
-        spin = threading.Thread(target=executor.spin, daemon=True)
-        spin.start()
-        streamer = threading.Thread(target=driver.stream, daemon=True)
-        try:
-            deadline = time.monotonic() + 120
-            while driver.img_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            streamer.start()
-            time.sleep(3.0)  # model load + warm-up in the node
-            for _ in range(3):  # warm-up grasps
-                driver.grasp()
-            driver.decisions.clear()
-            t_start = time.monotonic()
-            for _ in range(grasps):
-                driver.grasp()
-            lat_wall = time.monotonic() - t_start
-            n_lat = len(driver.decisions)
-            rates = list(driver.frame_rates)
-            rows = [(recv, m) for recv, m in driver.decisions if m.reason == "model"]
-            e2e = [(recv - (stamp_to_float(m.tb_stamp) or math.nan)) * 1e3 for recv, m in rows]
-            node_ms = [float(m.latency_ms) for _, m in rows]
-            reasons: dict[str, int] = {}
-            for _, m in driver.decisions[:n_lat]:
-                reasons[m.reason] = reasons.get(m.reason, 0) + 1
-            # Memory under 60 Hz 640 x 480 with grasps in between.
-            samples = []
-            t_mem = time.monotonic()
-            while time.monotonic() - t_mem < memory_s:
-                driver.grasp()
-                samples.append((time.monotonic() - t_mem, rss_mb(proc.pid)))
-                time.sleep(0.3)
-        finally:
-            driver.stop.set()
-            executor.shutdown(timeout_sec=5)
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-            driver.node.destroy_node()
-            rclpy.shutdown(context=context)
-            log.close()
-        bare = bare_model(bundle, driver.frames)
+        default = run_node(bundle, tmp, hw, grasps, memory_s, qos, {})
+        pinned: list[tuple[str, dict[str, Any]]] = []
+        if len(allowed) >= 2:
+            core = allowed[-1]
+            rest = ",".join(map(str, allowed[:-1]))
+            # The node alone keeps a core for the model (inference_cpus); the drivers roam.
+            pinned.append((f"inference_cpus:={core} (the driver process on any CPU)",
+                           run_node(bundle, tmp, hw, grasps, 0.0, qos, {"inference_cpus": str(core)})))
+            # What docs/node.md recommends on a small computer: the drivers (here: this process)
+            # kept off that core too (taskset / cpuset for the driver processes).
+            _pin_this_process(set(allowed) - {core})
+            try:
+                pinned.append((f"inference_cpus:={core}, the driver process on CPU {rest}",
+                               run_node(bundle, tmp, hw, grasps, 0.0, qos, {"inference_cpus": str(core)})))
+            finally:
+                _pin_this_process(set(allowed))
+        bare = bare_model(bundle, default["frames"])
 
-    p50, p99 = float(np.percentile(e2e, 50)), float(np.percentile(e2e, 99))
-    n50, n99 = float(np.percentile(node_ms, 50)), float(np.percentile(node_ms, 99))
     print(f"frames {hw[1]}x{hw[0]} rgb8 at 60 Hz, joint states 200 Hz; cpu-size ResNet-18 bundle "
           f"(random weights), backend {BACKEND} ({bare['backend']}), 1 thread; node image_qos {qos}")
-    print(f"grasps {n_lat} decided in {lat_wall:.0f} s; reasons {reasons}; frame rate seen by the node "
-          f"p50 {np.median(rates) if rates else math.nan:.1f} Hz (min {min(rates, default=math.nan):.1f})")
-    print(f"decision latency, Tb frame published -> decision received (DDS, {len(e2e)} grasps): "
-          f"p50 {p50:.2f} ms  p99 {p99:.2f} ms")
-    print(f"decision latency inside the node (Tb received -> decision published):  "
-          f"p50 {n50:.2f} ms  p99 {n99:.2f} ms")
     print(f"bare model, same run: predict (preprocess + forward) p50 {bare['predict_p50']:.2f} ms "
           f"p99 {bare['predict_p99']:.2f} ms; forward alone p50 {bare['forward_p50']:.2f} ms")
-    print(f"node overhead over the bare predict: p50 {p50 - bare['predict_p50']:+.2f} ms end to end, "
-          f"{n50 - bare['predict_p50']:+.2f} ms inside the node; "
-          f"ratio e2e/bare {p50 / bare['predict_p50']:.2f}")
+    _report("default parameters (no CPU pinning)", default, bare)
+    for title, result in pinned:
+        _report(title, result, bare)
+    samples = default["samples"]
     if samples:
         t = np.array([s[0] for s in samples])
         r = np.array([s[1] for s in samples])
         half = len(r) // 2
         slope = float(np.polyfit(t[half:], r[half:], 1)[0]) * 60 if len(r) > 4 else math.nan
-        print(f"node RSS over {memory_s:.0f} s of 60 Hz frames with {len(samples)} grasps: "
-              f"first {r[0]:.0f} MB, max {r.max():.0f} MB, last {r[-1]:.0f} MB; "
+        print(f"node RSS (default parameters) over {memory_s:.0f} s of 60 Hz frames with {len(samples)} "
+              f"grasps: first {r[0]:.0f} MB, max {r.max():.0f} MB, last {r[-1]:.0f} MB; "
               f"second-half slope {slope:+.2f} MB/min")
 
 
