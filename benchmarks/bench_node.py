@@ -26,7 +26,6 @@ import argparse
 import contextlib
 import math
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -165,6 +164,7 @@ def run_node(bundle: Path, tmp: Path, hw: tuple[int, int], grasps: int, memory_s
     from rclpy.executors import SingleThreadedExecutor
 
     from tactile_grasp_predictor.ros.conversions import stamp_to_float
+    from tactile_grasp_predictor.ros.spin import stop_node_process
 
     cmd = [sys.executable, "-m", "tactile_grasp_predictor.ros.predictor_node", "--ros-args",
            "-p", f"bundle_path:={bundle}", "-p", "num_threads:=1", "-p", f"image_qos:={qos}",
@@ -206,12 +206,7 @@ def run_node(bundle: Path, tmp: Path, hw: tuple[int, int], grasps: int, memory_s
     finally:
         driver.stop.set()
         executor.shutdown(timeout_sec=5)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_node_process(proc)
         driver.node.destroy_node()
         rclpy.shutdown(context=context)
         log.close()

@@ -24,7 +24,6 @@ import hashlib
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -235,6 +234,7 @@ def live(sim_dir: Path, bundle: Path, n: int, rate: float, backend: str, progres
 
     from tactile_grasp_predictor.ros.conversions import stamp_to_float
     from tactile_grasp_predictor.ros.sim_robot_node import SimRobotNode, TrialResult, load_trials
+    from tactile_grasp_predictor.ros.spin import stop_node_process
 
     domain = str(100 + os.getpid() % 100)  # a private DDS domain: other ROS users are not disturbed
     env = dict(os.environ, ROS_DOMAIN_ID=domain, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
@@ -309,12 +309,7 @@ def live(sim_dir: Path, bundle: Path, n: int, rate: float, backend: str, progres
         robot.destroy_node()
         listener.destroy_node()
         rclpy.shutdown(context=context)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_node_process(proc)
     grasps = []
     decided = {int(r.decision.grasp_id) for r in results if r.decision is not None}
     extra = len(set(received) - decided)

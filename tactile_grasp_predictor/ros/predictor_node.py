@@ -185,6 +185,7 @@ class NodeConfig:
     values: dict[str, Any]
     trigger: TriggerConfig
     joints: JointWidthConfig
+    inference_cpus: frozenset[int] = frozenset()  # parsed ``inference_cpus``; empty: no pinning
 
     @staticmethod
     def from_values(values: dict[str, Any]) -> NodeConfig:
@@ -209,13 +210,13 @@ class NodeConfig:
             ).validate()
         except ConfigError as exc:
             raise ConfigError(f"joint_names/width_mode/width_scale: {exc}") from exc
-        parse_cpu_list(str(values["inference_cpus"]))  # raises naming inference_cpus
+        cpus = parse_cpu_list(str(values["inference_cpus"]))  # raises naming inference_cpus
         if values["grasp_state_topic"] and not re.fullmatch(r"\w+/msg/\w+", values["grasp_state_type"]):
             raise ConfigError(
                 f"grasp_state_type: {values['grasp_state_type']!r} must be 'pkg/msg/Type' "
                 f"when grasp_state_topic is set"
             )
-        return NodeConfig(dict(values), trigger, joints)
+        return NodeConfig(dict(values), trigger, joints, cpus)
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
@@ -391,7 +392,7 @@ class PredictorNode(Node):
 
         self._worker = _InferenceWorker(lambda: loader(self.cfg), self._run_snapshot,
                                         int(self.cfg["max_pending"]),
-                                        parse_cpu_list(str(self.cfg["inference_cpus"])),
+                                        self.cfg.inference_cpus,
                                         self.get_logger().warning)
 
         inputs = MutuallyExclusiveCallbackGroup()  # cheap callbacks, one at a time, never blocked

@@ -8,6 +8,8 @@ Example::
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -57,3 +59,15 @@ def spin_node_main(name: str, node_factory: Callable[[], N], args: Sequence[str]
         if rclpy.ok():
             rclpy.shutdown()
     return code
+
+
+def stop_node_process(proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
+    """Stop a node run as a child process as Ctrl-C would (SIGINT, clean shutdown); kill it if it hangs."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
