@@ -226,7 +226,7 @@ def live(sim_dir: Path, bundle: Path, n: int, rate: float, backend: str, progres
     """Run predictor_node (subprocess) + sim_robot_node (here) closed loop over ``n`` live trials."""
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from rclpy.parameter import Parameter
     from tactile_grasp_msgs.msg import GraspDecision
@@ -282,7 +282,9 @@ def live(sim_dir: Path, bundle: Path, n: int, rate: float, backend: str, progres
                                               Parameter("gap_s", value=0.5),
                                               Parameter("after_lift_s", value=0.3),
                                               Parameter("decision_timeout_s", value=10.0)])
-    executor = MultiThreadedExecutor(num_threads=3, context=context)
+    # one thread: no callback here blocks (the robot replays on its own thread), and rclpy's
+    # multi-threaded executor costs ~5x the CPU per message (docs/node.md)
+    executor = SingleThreadedExecutor(context=context)
     executor.add_node(listener)
     executor.add_node(robot)
     spin = threading.Thread(target=executor.spin, daemon=True)

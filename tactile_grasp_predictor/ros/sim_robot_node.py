@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
@@ -420,7 +420,7 @@ class SimRobotNode(Node):
 
 def spin_until_done(node: SimRobotNode) -> int:
     """Spin the robot until it has replayed every trial (or rclpy shuts down); exit code 0."""
-    executor = MultiThreadedExecutor(num_threads=2)
+    executor = SingleThreadedExecutor()  # the callbacks never block; the replay has its own thread
     executor.add_node(node)
     while rclpy.ok() and not node.done.is_set():
         executor.spin_once(timeout_sec=0.1)
