@@ -23,7 +23,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
 import subprocess
@@ -150,13 +149,6 @@ class Driver:
         time.sleep(0.15)
 
 
-def _pin_this_process(cpus: set[int]) -> None:
-    """Move every thread of this (driver) process to ``cpus``; threads started later inherit it."""
-    for task in Path("/proc/self/task").iterdir():
-        with contextlib.suppress(OSError):  # ended meanwhile
-            os.sched_setaffinity(int(task.name), cpus)
-
-
 def run_node(bundle: Path, tmp: Path, hw: tuple[int, int], grasps: int, memory_s: float, qos: str,
              params: dict[str, str]) -> dict[str, Any]:
     """One live run: the node as its own process, this process as the drivers; latencies and RSS."""
@@ -249,6 +241,8 @@ def _report(title: str, r: dict[str, Any], bare: dict[str, Any]) -> None:
 
 
 def main(grasps: int | None = None, memory_s: float | None = None, hw: tuple[int, int] = (480, 640)) -> None:
+    from tactile_grasp_predictor.cpu_affinity import pin_process_threads
+
     sys.setswitchinterval(0.0005)  # as the node does: the decision subscriber is not held up by the streamer
     grasps = grasps or int(os.environ.get("TGP_BENCH_NODE_GRASPS", "200"))
     # FastDDS over UDP loses most 640x480 frames to a best-effort reader (measured here: ~2 of 60 Hz);
@@ -271,12 +265,12 @@ def main(grasps: int | None = None, memory_s: float | None = None, hw: tuple[int
                            run_node(bundle, tmp, hw, grasps, 0.0, qos, {"inference_cpus": str(core)})))
             # What docs/node.md recommends on a small computer: the drivers (here: this process)
             # kept off that core too (taskset / cpuset for the driver processes).
-            _pin_this_process(set(allowed) - {core})
+            pin_process_threads(set(allowed) - {core})
             try:
                 pinned.append((f"inference_cpus:={core}, the driver process on CPU {rest}",
                                run_node(bundle, tmp, hw, grasps, 0.0, qos, {"inference_cpus": str(core)})))
             finally:
-                _pin_this_process(set(allowed))
+                pin_process_threads(set(allowed))
         bare = bare_model(bundle, default["frames"])
 
     print(f"frames {hw[1]}x{hw[0]} rgb8 at 60 Hz, joint states 200 Hz; cpu-size ResNet-18 bundle "

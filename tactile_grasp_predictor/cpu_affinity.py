@@ -73,10 +73,17 @@ def isolate_current_thread(cpus: frozenset[int]) -> frozenset[int]:
             from exc
     if not rest:
         return frozenset()
-    me = threading.get_native_id()
+    pin_process_threads(rest, skip=threading.get_native_id())
+    return rest
+
+
+def pin_process_threads(cpus: frozenset[int] | set[int], skip: int | None = None) -> None:
+    """Move every thread of this process (except thread id ``skip``) to ``cpus``.
+
+    Threads started later inherit the affinity of the thread that starts them.
+    """
     for task in Path("/proc/self/task").iterdir():
         tid = int(task.name)
-        if tid != me:
+        if tid != skip:
             with contextlib.suppress(OSError):  # the thread ended meanwhile
-                os.sched_setaffinity(tid, rest)
-    return rest
+                os.sched_setaffinity(tid, cpus)
