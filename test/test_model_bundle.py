@@ -7,6 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -213,6 +214,23 @@ def test_auto_backend_runs_onnx_where_the_bundle_has_it(bundles: dict[str, Path]
     assert np.allclose(auto.predict_batch(ta, tb), torch_pred.predict_batch(ta, tb), atol=1e-4)
     plain = make_random_bundle(tmp_path / "plain", size=32, probe="mlp")
     assert Predictor.from_bundle(plain, backend="auto").backend == "torch"  # no model.onnx: torch
+
+
+def test_num_threads_caps_the_preprocessing_pools_for_every_backend(bundles: dict[str, Path]) -> None:
+    # The node predicts one pair at a time with num_threads=1; torch's and OpenCV's default
+    # pools made its preprocessing p99 ~15x slower under load (limit_cpu_threads).
+    before = torch.get_num_threads(), cv2.getNumThreads()
+    try:
+        for backend in ("onnx", "torch"):
+            torch.set_num_threads(2)
+            cv2.setNumThreads(2)
+            Predictor.from_bundle(bundles["mlp"], backend=backend, num_threads=1)
+            assert (torch.get_num_threads(), cv2.getNumThreads()) == (1, 1), backend
+        Predictor.from_bundle(bundles["mlp"], backend="onnx")  # None: the libraries' settings stay
+        assert (torch.get_num_threads(), cv2.getNumThreads()) == (1, 1)
+    finally:
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])
 
 
 @pytest.mark.parametrize("hw", [(240, 320), (480, 640), (960, 1280), (20, 30)])
