@@ -1,16 +1,21 @@
-"""Keep the model's thread on CPUs of its own (Linux): the one knob that tamed the latency tail.
+"""Where and when the model's thread runs (Linux): its own CPUs, and optionally real-time priority.
 
-On a small computer the inference thread shares its cores with the DDS receive threads that
-reassemble 0.9 MB camera frames, the executor that turns them into Python objects, and the
-camera driver. On this 2-core machine (640 x 480 at 60 Hz) that made the model call inside
-the node ~1.5x slower at the median and ~5x at p99 than alone; giving the inference thread a
-core of its own brings it back close to the bare figure (numbers: docs/node.md, ``make bench``).
+On a small computer the inference thread shares its cores with the DDS threads that receive
+and reassemble 0.9 MB camera frames, the executor that turns them into Python objects, and
+the camera driver. Each burst of theirs that lands on the model's core stretches the forward
+pass and shows in the decision latency's tail (numbers: docs/node.md, ``make bench``).
 
 ``parse_cpu_list`` reads the usual Linux CPU-list syntax (``"1"``, ``"2-3"``, ``"1,3"``), and
 ``isolate_current_thread`` pins the calling thread to those CPUs and every other thread of
 the process to the rest. Threads inherit the affinity of the thread that creates them, so
 the model's own thread pools (created later, on the pinned thread) stay on its CPUs and
 threads started later elsewhere stay off them.
+
+``set_realtime_priority`` puts the calling thread under ``SCHED_FIFO``, the way
+ros2_control's controller manager raises its loop: the model then preempts every
+normal-priority thread on its core. It needs ``CAP_SYS_NICE`` or an ``rtprio`` limit
+(``/etc/security/limits.conf``); where the kernel refuses, the caller runs on at normal
+priority and says why.
 """
 
 from __future__ import annotations
@@ -87,3 +92,29 @@ def pin_process_threads(cpus: frozenset[int] | set[int], skip: int | None = None
         if tid != skip:
             with contextlib.suppress(OSError):  # the thread ended meanwhile
                 os.sched_setaffinity(tid, cpus)
+
+
+MAX_RT_PRIORITY = 99  # SCHED_FIFO priorities on Linux: 1 (lowest) to 99
+
+
+def set_realtime_priority(priority: int) -> None:
+    """Run the calling thread under ``SCHED_FIFO`` at ``priority`` (1–99).
+
+    Threads it creates later inherit the policy (the model's thread pools, if any).
+
+    Raises:
+        ConfigError: naming ``inference_priority``, for a priority outside 1–99, a platform
+            without ``SCHED_FIFO``, or a kernel refusal (no ``CAP_SYS_NICE`` / ``rtprio`` limit).
+
+    """
+    if not 1 <= priority <= MAX_RT_PRIORITY:
+        raise ConfigError(f"inference_priority: {priority} is outside 1-{MAX_RT_PRIORITY}")
+    if not hasattr(os, "sched_setscheduler") or not hasattr(os, "SCHED_FIFO"):
+        raise ConfigError("inference_priority: real-time scheduling is not supported on this platform")
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))  # 0: the calling thread
+    except OSError as exc:
+        raise ConfigError(
+            f"inference_priority: SCHED_FIFO {priority} refused ({exc.strerror}); it needs "
+            f"CAP_SYS_NICE or an rtprio limit >= {priority} for this user"
+        ) from exc

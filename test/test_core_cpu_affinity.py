@@ -1,4 +1,7 @@
-"""inference_cpus: the CPU-list parser, and the pinning itself (in a child process, never this one)."""
+"""inference_cpus and inference_priority: the CPU-list parser, the pinning, the real-time priority.
+
+The pinning and the priority are tried in child processes, never this one.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import textwrap
 
 import pytest
 
-from tactile_grasp_predictor.cpu_affinity import parse_cpu_list
+from tactile_grasp_predictor.cpu_affinity import parse_cpu_list, set_realtime_priority
 from tactile_grasp_predictor.errors import ConfigError
 
 N_CPUS = os.cpu_count() or 1
@@ -72,3 +75,52 @@ def test_isolate_pins_the_caller_and_moves_every_other_thread_off_its_cpus() -> 
     assert seen["worker"] == [1] and seen["worker_child"] == [1]  # the model's thread pools come later
     assert seen["rest"] == rest and seen["main"] == rest and seen["sleeper"] == rest
     assert seen["main_child"] == rest  # threads started later elsewhere stay off CPU 1
+
+
+def test_realtime_priority_outside_1_to_99_is_a_config_error() -> None:
+    for bad in (0, 100, -3):
+        with pytest.raises(ConfigError, match=f"inference_priority: {bad} is outside 1-99"):
+            set_realtime_priority(bad)
+
+
+PRIORITY_CHILD = textwrap.dedent("""
+    import json, os, resource, sys, threading
+    from tactile_grasp_predictor.cpu_affinity import set_realtime_priority
+    from tactile_grasp_predictor.errors import ConfigError
+
+    if sys.argv[1] == "refuse":  # no CAP_SYS_NICE and no rtprio limit: what most users have
+        resource.setrlimit(resource.RLIMIT_RTPRIO, (0, 0))
+        if os.geteuid() == 0:
+            os.setuid(65534)  # root's capabilities go with it
+    seen = {}
+    def worker() -> None:
+        try:
+            set_realtime_priority(7)
+        except ConfigError as exc:
+            seen["error"] = str(exc)
+        seen["worker"] = os.sched_getscheduler(0)
+        child = threading.Thread(target=lambda: seen.__setitem__("worker_child", os.sched_getscheduler(0)))
+        child.start(); child.join()
+    w = threading.Thread(target=worker); w.start(); w.join()
+    seen["main"] = os.sched_getscheduler(0)
+    print(json.dumps(seen))
+""")
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_FIFO"), reason="needs Linux scheduling")
+def test_realtime_priority_applies_to_the_calling_thread_or_says_why_not() -> None:
+    def child(mode: str) -> dict:
+        out = subprocess.run([sys.executable, "-c", PRIORITY_CHILD, mode], capture_output=True, text=True,
+                             timeout=60, check=True)
+        return json.loads(out.stdout)
+
+    refused = child("refuse")
+    assert "SCHED_FIFO 7 refused" in refused["error"] and "rtprio" in refused["error"], refused
+    assert refused["worker"] == refused["main"] == os.SCHED_OTHER
+    allowed = child("try")
+    assert allowed["main"] == os.SCHED_OTHER  # only the calling thread changes
+    if "error" in allowed:  # this user may not raise priorities: the same clear refusal
+        assert "SCHED_FIFO 7 refused" in allowed["error"], allowed
+        assert allowed["worker"] == os.SCHED_OTHER
+    else:
+        assert allowed["worker"] == allowed["worker_child"] == os.SCHED_FIFO  # the model's pools inherit it

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -229,6 +230,24 @@ def test_real_random_weight_bundle_is_loaded_and_decides(ros_context, tmp_path: 
         rig.close()
 
 
+def test_inference_priority_is_applied_to_the_inference_thread_or_reported_refused(ros_context) -> None:
+    rig, node, d = start_predictor(ros_context, BrightnessPredictor(), inference_priority=3, **SCRIPTED)
+    try:
+        run_grasp(d, GraspScript(k0=0))
+        assert decision_n(d, 1).reason == "model"  # decisions do not depend on it
+        assert wait_for(lambda: "inference_priority" in d.last_diag())
+        state = d.last_diag()["inference_priority"]
+        policy = os.sched_getscheduler(node._worker._thread.native_id)
+        if state == "SCHED_FIFO 3":
+            assert policy == os.SCHED_FIFO
+        else:  # a user without CAP_SYS_NICE / rtprio: normal priority and the reason
+            assert state.startswith("refused: inference_priority: SCHED_FIFO 3 refused"), state
+            assert policy == os.SCHED_OTHER
+        assert os.sched_getscheduler(0) == os.SCHED_OTHER  # only that thread
+    finally:
+        rig.close()
+
+
 def test_parameters_are_declared_with_descriptors_and_validated(ros_context) -> None:
     rig, node, _d = start_predictor(ros_context, BrightnessPredictor())
     try:
@@ -268,6 +287,7 @@ def test_invalid_start_up_parameters_raise_config_error(ros_context) -> None:
 
 @pytest.mark.parametrize(("arg", "says"), [
     ("max_pending:=many", "max_pending"), ("inference_cpus:=2-1", "inference_cpus: range 2-1 runs backwards"),
+    ("inference_priority:=100", "inference_priority"),
 ])
 def test_bad_command_line_parameter_exits_2_with_one_line(arg: str, says: str) -> None:
     proc = subprocess.run([sys.executable, "-m", "tactile_grasp_predictor.ros.predictor_node", "--ros-args",

@@ -48,7 +48,7 @@ from std_msgs.msg import Bool
 from tactile_grasp_msgs.action import EvaluateGrasp
 from tactile_grasp_msgs.msg import GraspDecision
 
-from tactile_grasp_predictor.cpu_affinity import isolate_current_thread, parse_cpu_list
+from tactile_grasp_predictor.cpu_affinity import isolate_current_thread, parse_cpu_list, set_realtime_priority
 from tactile_grasp_predictor.decision import Decision, Verdict, abort_decision, decide
 from tactile_grasp_predictor.errors import ConfigError, FrameError
 from tactile_grasp_predictor.gate import Frame, GraspAborted, GraspGate, PhaseChanged, SnapshotReady
@@ -155,6 +155,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("inference_cpus", "", "Linux CPU list (e.g. '1' or '2-3') for the inference thread alone; "
               "the node's other threads move to the remaining CPUs. Empty: no pinning", read_only=True,
               numbers_as_text=True),
+    ParamSpec("inference_priority", 0, "SCHED_FIFO priority (1-99) for the inference thread; needs "
+              "CAP_SYS_NICE or an rtprio limit, else a warning and normal priority. 0: normal",
+              lo=0, hi=99, read_only=True),
     # Service.
     ParamSpec("evaluate_timeout_s", 10.0, "EvaluateGrasp wait when the goal's timeout_s <= 0",
               lo=0.01, hi=3600.0),
@@ -294,12 +297,15 @@ class _InferenceWorker:
         max_pending: int,
         cpus: frozenset[int] = frozenset(),
         warn: Callable[[str], object] = print,
+        priority: int = 0,
     ) -> None:
         self._load = load
         self._run = run
         self._cpus = cpus
+        self._priority = priority
         self._warn = warn
         self.pinning = "off"  # diagnostics: "off", the CPU split, or why the kernel refused it
+        self.scheduling = "normal"  # diagnostics: "normal", "SCHED_FIFO N", or why it was refused
         # (snapshot, node-clock time of its trigger)
         self.queue: queue.Queue[tuple[SnapshotReady, float] | None] = queue.Queue(maxsize=max_pending)
         self.predictor: PredictorLike | None = None
@@ -318,6 +324,13 @@ class _InferenceWorker:
             except ConfigError as exc:  # runs unpinned: slower tail, same decisions
                 self.pinning = f"refused: {exc}"
                 self._warn(f"{exc}; inference runs unpinned")
+        if self._priority:  # before loading too: threads the model starts inherit the policy
+            try:
+                set_realtime_priority(self._priority)
+                self.scheduling = f"SCHED_FIFO {self._priority}"
+            except ConfigError as exc:  # runs at normal priority: slower tail, same decisions
+                self.scheduling = f"refused: {exc}"
+                self._warn(f"{exc}; inference runs at normal priority")
         try:
             self.predictor = self._load()
         except Exception as exc:  # any failure: the node runs on and ABORTs model_unavailable
@@ -393,7 +406,8 @@ class PredictorNode(Node):
         self._worker = _InferenceWorker(lambda: loader(self.cfg), self._run_snapshot,
                                         int(self.cfg["max_pending"]),
                                         self.cfg.inference_cpus,
-                                        self.get_logger().warning)
+                                        self.get_logger().warning,
+                                        int(self.cfg["inference_priority"]))
 
         inputs = MutuallyExclusiveCallbackGroup()  # cheap callbacks, one at a time, never blocked
         self._decision_pub = self.create_publisher(
@@ -649,6 +663,7 @@ class PredictorNode(Node):
                 "model_id": w.predictor.model_id if w.predictor else "",
                 "backend": str(getattr(w.predictor, "backend", "")),
                 "inference_cpus": w.pinning,
+                "inference_priority": w.scheduling,
                 "model_error": w.error,
                 "bundle_path": str(self.cfg["bundle_path"]),
                 "frames_received": str(self._frames.count),
