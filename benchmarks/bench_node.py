@@ -8,10 +8,12 @@
    moment the node has the Tb frame (``received − (decision stamp − latency_ms)``, the
    decision's DDS hop included; one clock, one machine) and, stricter, from the moment the
    driver published the Tb frame (``received − Tb frame stamp``, the 0.9 MB frame's DDS hop
-   included too). Also the node's own ``latency_ms``. Beside them, in this run: the bare
-   model (``Predictor.predict`` on the same frames, and the forward pass alone). Three runs:
-   the default parameters; ``inference_cpus`` set to the last CPU; and that with this
-   (driver) process kept off it too, the deployment docs/node.md recommends on a small computer.
+   included too). The first reading twice: by the driver process and by a subscriber in a
+   process of its own (:class:`DecisionListener`, as a pick pipeline would be). Also the
+   node's own ``latency_ms``. Beside them, in this run: the bare
+   model (``Predictor.predict`` on the same frames, and the forward pass alone). Four runs:
+   the default parameters; ``inference_priority`` 10 (SCHED_FIFO); ``inference_cpus`` set to
+   the last CPU; and that with this (driver) process kept off it too (docs/node.md).
 2. Memory: the node's resident set size (VmRSS from /proc) sampled while 60 Hz 640 x 480
    frames stream and grasps come and go, after warm-up; flat means bounded.
 
@@ -100,6 +102,7 @@ class Driver:
         self.node.create_subscription(GraspDecision, "/predictor_node/decision",
                                       lambda m: self.decisions.append((time.time(), m)), 50)
         self.frame_rates: list[float] = []  # the node's own figure, from /diagnostics
+        self.placement: dict[str, str] = {}  # the node's inference_cpus / inference_priority state
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._diag, 10)
         rng = np.random.default_rng(0)
         self.frames = [rng.integers(0, 256, (*hw, 3), dtype=np.uint8) for _ in range(4)]
@@ -111,6 +114,8 @@ class Driver:
             for kv in st.values:
                 if kv.key == "frame_rate_hz" and float(kv.value) > 0:
                     self.frame_rates.append(float(kv.value))
+                elif kv.key in ("inference_cpus", "inference_priority"):
+                    self.placement[kv.key] = kv.value
 
     def stream(self) -> None:
         """60 Hz frames (wall-clock stamps) and 200 Hz joint states until stopped."""
@@ -149,6 +154,42 @@ class Driver:
         time.sleep(0.15)
 
 
+class DecisionListener:
+    """A pick pipeline's view: its own process, subscribed to the decisions and nothing else.
+
+    Writes one line per decision: receive time (wall clock), decision stamp, ``latency_ms``,
+    reason. Run as ``python benchmarks/bench_node.py --listen FILE``; stopped with SIGINT.
+    """
+
+    def __init__(self, out: Path) -> None:
+        from rclpy.node import Node
+        from tactile_grasp_msgs.msg import GraspDecision
+
+        self.node = Node("bench_pick_pipeline")
+        self._out = out.open("w", buffering=1)  # line-buffered: the benchmark reads it afterwards
+        self.node.create_subscription(GraspDecision, "/predictor_node/decision", self._on_decision, 50)
+
+    def _on_decision(self, msg: Any) -> None:
+        recv = time.time()
+        from tactile_grasp_predictor.ros.conversions import stamp_to_float
+
+        self._out.write(f"{recv:.6f} {stamp_to_float(msg.header.stamp)} {float(msg.latency_ms):.4f} "
+                        f"{msg.reason}\n")
+
+
+def read_listener(path: Path, skip: int = 0) -> list[float]:
+    """Trigger -> received (ms) of the model's decisions in a :class:`DecisionListener` file.
+
+    ``skip``: lines (the warm-up grasps' decisions) to leave out.
+    """
+    out = []
+    for line in path.read_text().splitlines()[skip:]:
+        recv, stamp, latency, reason = line.split()
+        if reason == "model":
+            out.append((float(recv) - float(stamp)) * 1e3 + float(latency))
+    return out
+
+
 def run_node(bundle: Path, tmp: Path, hw: tuple[int, int], grasps: int, memory_s: float, qos: str,
              params: dict[str, str]) -> dict[str, Any]:
     """One live run: the node as its own process, this process as the drivers; latencies and RSS."""
@@ -165,6 +206,9 @@ def run_node(bundle: Path, tmp: Path, hw: tuple[int, int], grasps: int, memory_s
         cmd += ["-p", f"{k}:={v}"]
     log = (tmp / "node.log").open("w")
     proc = subprocess.Popen(cmd, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT)
+    heard = tmp / "listener.txt"
+    listener = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--listen", str(heard)],
+                                env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT)
     context = rclpy.context.Context()
     rclpy.init(context=context)
     driver = Driver(context, hw)
@@ -176,17 +220,24 @@ def run_node(bundle: Path, tmp: Path, hw: tuple[int, int], grasps: int, memory_s
     samples: list[tuple[float, float]] = []
     try:
         deadline = time.monotonic() + 120
-        while driver.img_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+        def matched() -> bool:  # the node hears the driver; the driver and the listener hear the node
+            return (driver.img_pub.get_subscription_count() > 0
+                    and driver.node.count_subscribers("/predictor_node/decision") >= 2)
+
+        while not matched() and time.monotonic() < deadline:
             time.sleep(0.05)
         streamer.start()
         time.sleep(3.0)  # model load + warm-up in the node
         for _ in range(3):  # warm-up grasps
             driver.grasp()
         driver.decisions.clear()
+        skip = len(heard.read_text().splitlines()) if heard.exists() else 0
         t_start = time.monotonic()
         for _ in range(grasps):
             driver.grasp()
         lat_wall = time.monotonic() - t_start
+        time.sleep(0.2)  # the listener's last line
+        listened = read_listener(heard, skip)
         decisions = list(driver.decisions)
         rates = list(driver.frame_rates)
         # Memory under 60 Hz 640 x 480 with grasps in between.
@@ -199,6 +250,7 @@ def run_node(bundle: Path, tmp: Path, hw: tuple[int, int], grasps: int, memory_s
         driver.stop.set()
         executor.shutdown(timeout_sec=5)
         stop_node_process(proc)
+        stop_node_process(listener)
         driver.node.destroy_node()
         rclpy.shutdown(context=context)
         log.close()
@@ -207,7 +259,8 @@ def run_node(bundle: Path, tmp: Path, hw: tuple[int, int], grasps: int, memory_s
     for _, m in decisions:
         reasons[m.reason] = reasons.get(m.reason, 0) + 1
     return {
-        "n": len(decisions), "wall_s": lat_wall, "reasons": reasons, "rates": rates, "samples": samples,
+        "n": len(decisions), "wall_s": lat_wall, "placement": dict(driver.placement), "reasons": reasons,
+        "rates": rates, "samples": samples,
         "frames": driver.frames,
         # Tb frame published (its stamp) -> decision received
         "e2e": [(recv - (stamp_to_float(m.tb_stamp) or math.nan)) * 1e3 for recv, m in rows],
@@ -215,6 +268,7 @@ def run_node(bundle: Path, tmp: Path, hw: tuple[int, int], grasps: int, memory_s
         "trigger": [(recv - (stamp_to_float(m.header.stamp) or math.nan)) * 1e3 + float(m.latency_ms)
                     for recv, m in rows],
         "node": [float(m.latency_ms) for _, m in rows],
+        "listener": listened,
     }
 
 
@@ -225,11 +279,16 @@ def _report(title: str, r: dict[str, Any], bare: dict[str, Any]) -> None:
     (t50, t99), (p50, p99), (n50, n99) = pct("trigger"), pct("e2e"), pct("node")
     rates = r["rates"]
     print(f"-- {title}")
+    print("node reports: " + "; ".join(f"{k} {v}" for k, v in sorted(r["placement"].items())))
     print(f"grasps {r['n']} decided in {r['wall_s']:.0f} s; reasons {r['reasons']}; "
           f"frame rate seen by the node p50 {np.median(rates) if rates else math.nan:.1f} Hz "
           f"(min {min(rates, default=math.nan):.1f})")
     print(f"decision latency, Tb trigger in the node -> decision received (DDS, {len(r['trigger'])} grasps): "
           f"p50 {t50:.2f} ms  p99 {t99:.2f} ms")
+    if r["listener"]:
+        l50, l99 = pct("listener")
+        print(f"  same, received by a subscriber in a process of its own (a pick pipeline; "
+              f"{len(r['listener'])} grasps): p50 {l50:.2f} ms  p99 {l99:.2f} ms")
     print(f"decision latency, Tb frame published -> decision received (both DDS hops): "
           f"p50 {p50:.2f} ms  p99 {p99:.2f} ms")
     print(f"decision latency inside the node (Tb received -> decision published):  "
@@ -256,7 +315,10 @@ def main(grasps: int | None = None, memory_s: float | None = None, hw: tuple[int
         tmp = Path(tmp_dir)
         bundle = _bundle(tmp)
         default = run_node(bundle, tmp, hw, grasps, memory_s, qos, {})
-        pinned: list[tuple[str, dict[str, Any]]] = []
+        # The model's thread preempts the others (needs CAP_SYS_NICE / rtprio: the node says if refused).
+        pinned: list[tuple[str, dict[str, Any]]] = [
+            ("inference_priority:=10 (SCHED_FIFO)",
+             run_node(bundle, tmp, hw, grasps, 0.0, qos, {"inference_priority": "10"}))]
         if len(allowed) >= 2:
             core = allowed[-1]
             rest = ",".join(map(str, allowed[:-1]))
@@ -291,9 +353,21 @@ def main(grasps: int | None = None, memory_s: float | None = None, hw: tuple[int
               f"second-half slope {slope:+.2f} MB/min")
 
 
+def listen(out: Path) -> None:
+    """Run a :class:`DecisionListener` until SIGINT."""
+    from tactile_grasp_predictor.ros.spin import spin_forever, spin_node_main
+
+    spin_node_main("bench_pick_pipeline", lambda: DecisionListener(out).node, [], spin=spin_forever)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grasps", type=int, default=200)
     parser.add_argument("--memory-s", type=float, default=300.0, help="memory run, s (issue: 5 min)")
+    parser.add_argument("--listen", type=Path, help=argparse.SUPPRESS)  # the benchmark's subscriber process
     a = parser.parse_args()
-    main(a.grasps, a.memory_s)
+    if a.listen:
+        sys.path.insert(0, str(ROOT))
+        listen(a.listen)
+    else:
+        main(a.grasps, a.memory_s)
