@@ -165,15 +165,16 @@ class DecisionListener:
         from rclpy.node import Node
         from tactile_grasp_msgs.msg import GraspDecision
 
+        from tactile_grasp_predictor.ros.conversions import stamp_to_float
+
+        self._stamp_to_float = stamp_to_float
         self.node = Node("bench_pick_pipeline")
         self._out = out.open("w", buffering=1)  # line-buffered: the benchmark reads it afterwards
         self.node.create_subscription(GraspDecision, "/predictor_node/decision", self._on_decision, 50)
 
     def _on_decision(self, msg: Any) -> None:
         recv = time.time()
-        from tactile_grasp_predictor.ros.conversions import stamp_to_float
-
-        self._out.write(f"{recv:.6f} {stamp_to_float(msg.header.stamp)} {float(msg.latency_ms):.4f} "
+        self._out.write(f"{recv:.6f} {self._stamp_to_float(msg.header.stamp)} {float(msg.latency_ms):.4f} "
                         f"{msg.reason}\n")
 
 
@@ -316,20 +317,20 @@ def main(grasps: int | None = None, memory_s: float | None = None, hw: tuple[int
         bundle = _bundle(tmp)
         default = run_node(bundle, tmp, hw, grasps, memory_s, qos, {})
         # The model's thread preempts the others (needs CAP_SYS_NICE / rtprio: the node says if refused).
-        pinned: list[tuple[str, dict[str, Any]]] = [
+        variants: list[tuple[str, dict[str, Any]]] = [
             ("inference_priority:=10 (SCHED_FIFO)",
              run_node(bundle, tmp, hw, grasps, 0.0, qos, {"inference_priority": "10"}))]
         if len(allowed) >= 2:
             core = allowed[-1]
             rest = ",".join(map(str, allowed[:-1]))
             # The node alone keeps a core for the model (inference_cpus); the drivers roam.
-            pinned.append((f"inference_cpus:={core} (the driver process on any CPU)",
+            variants.append((f"inference_cpus:={core} (the driver process on any CPU)",
                            run_node(bundle, tmp, hw, grasps, 0.0, qos, {"inference_cpus": str(core)})))
             # What docs/node.md recommends on a small computer: the drivers (here: this process)
             # kept off that core too (taskset / cpuset for the driver processes).
             pin_process_threads(set(allowed) - {core})
             try:
-                pinned.append((f"inference_cpus:={core}, the driver process on CPU {rest}",
+                variants.append((f"inference_cpus:={core}, the driver process on CPU {rest}",
                                run_node(bundle, tmp, hw, grasps, 0.0, qos, {"inference_cpus": str(core)})))
             finally:
                 pin_process_threads(set(allowed))
@@ -340,7 +341,7 @@ def main(grasps: int | None = None, memory_s: float | None = None, hw: tuple[int
     print(f"bare model, same run: predict (preprocess + forward) p50 {bare['predict_p50']:.2f} ms "
           f"p99 {bare['predict_p99']:.2f} ms; forward alone p50 {bare['forward_p50']:.2f} ms")
     _report("default parameters (no CPU pinning)", default, bare)
-    for title, result in pinned:
+    for title, result in variants:
         _report(title, result, bare)
     samples = default["samples"]
     if samples:

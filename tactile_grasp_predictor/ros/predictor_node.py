@@ -405,9 +405,9 @@ class PredictorNode(Node):
 
         self._worker = _InferenceWorker(lambda: loader(self.cfg), self._run_snapshot,
                                         int(self.cfg["max_pending"]),
-                                        self.cfg.inference_cpus,
-                                        self.get_logger().warning,
-                                        int(self.cfg["inference_priority"]))
+                                        cpus=self.cfg.inference_cpus,
+                                        warn=self.get_logger().warning,
+                                        priority=int(self.cfg["inference_priority"]))
 
         inputs = MutuallyExclusiveCallbackGroup()  # cheap callbacks, one at a time, never blocked
         self._decision_pub = self.create_publisher(
