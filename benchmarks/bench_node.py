@@ -178,6 +178,11 @@ class DecisionListener:
                         f"{msg.reason}\n")
 
 
+def trigger_to_received_ms(received: float, decision_stamp: float | None, latency_ms: float) -> float:
+    """Tb trigger -> received, ms: the decision is stamped when published, `latency_ms` after the trigger."""
+    return (received - (decision_stamp if decision_stamp is not None else math.nan)) * 1e3 + latency_ms
+
+
 def read_listener(path: Path, skip: int = 0) -> list[float]:
     """Trigger -> received (ms) of the model's decisions in a :class:`DecisionListener` file.
 
@@ -187,7 +192,7 @@ def read_listener(path: Path, skip: int = 0) -> list[float]:
     for line in path.read_text().splitlines()[skip:]:
         recv, stamp, latency, reason = line.split()
         if reason == "model":
-            out.append((float(recv) - float(stamp)) * 1e3 + float(latency))
+            out.append(trigger_to_received_ms(float(recv), float(stamp), float(latency)))
     return out
 
 
@@ -265,8 +270,8 @@ def run_node(bundle: Path, tmp: Path, hw: tuple[int, int], grasps: int, memory_s
         "frames": driver.frames,
         # Tb frame published (its stamp) -> decision received
         "e2e": [(recv - (stamp_to_float(m.tb_stamp) or math.nan)) * 1e3 for recv, m in rows],
-        # trigger (the node has Tb) -> received: the decision's stamp is its publish time
-        "trigger": [(recv - (stamp_to_float(m.header.stamp) or math.nan)) * 1e3 + float(m.latency_ms)
+        # trigger (the node has Tb) -> received by this (driver) process
+        "trigger": [trigger_to_received_ms(recv, stamp_to_float(m.header.stamp), float(m.latency_ms))
                     for recv, m in rows],
         "node": [float(m.latency_ms) for _, m in rows],
         "listener": listened,

@@ -316,21 +316,11 @@ class _InferenceWorker:
         self._thread.start()
 
     def _main(self) -> None:
-        if self._cpus:  # before loading: the model's thread pools inherit this thread's CPUs
-            try:
-                rest = isolate_current_thread(self._cpus)
-                self.pinning = (f"inference on {_cpu_text(self._cpus)}, other threads on "
-                                f"{_cpu_text(rest) if rest else 'all'}")
-            except ConfigError as exc:  # runs unpinned: slower tail, same decisions
-                self.pinning = f"refused: {exc}"
-                self._warn(f"{exc}; inference runs unpinned")
-        if self._priority:  # before loading too: threads the model starts inherit the policy
-            try:
-                set_realtime_priority(self._priority)
-                self.scheduling = f"SCHED_FIFO {self._priority}"
-            except ConfigError as exc:  # runs at normal priority: slower tail, same decisions
-                self.scheduling = f"refused: {exc}"
-                self._warn(f"{exc}; inference runs at normal priority")
+        # Before loading: the model's thread pools inherit this thread's CPUs and policy.
+        if self._cpus:
+            self.pinning = self._place(self._pin, "unpinned")
+        if self._priority:
+            self.scheduling = self._place(self._raise_priority, "at normal priority")
         try:
             self.predictor = self._load()
         except Exception as exc:  # any failure: the node runs on and ABORTs model_unavailable
@@ -346,6 +336,22 @@ class _InferenceWorker:
             except Exception as exc:  # keep serving later grasps whatever happened to this one
                 self.failures += 1
                 self.error = self.error or f"worker: {type(exc).__name__}: {exc}"
+
+    def _place(self, apply: Callable[[], str], otherwise: str) -> str:
+        """Run a placement step; on refusal warn and report it (slower tail, same decisions)."""
+        try:
+            return apply()
+        except ConfigError as exc:
+            self._warn(f"{exc}; inference runs {otherwise}")
+            return f"refused: {exc}"
+
+    def _pin(self) -> str:
+        rest = isolate_current_thread(self._cpus)
+        return f"inference on {_cpu_text(self._cpus)}, other threads on {_cpu_text(rest) if rest else 'all'}"
+
+    def _raise_priority(self) -> str:
+        set_realtime_priority(self._priority)
+        return f"SCHED_FIFO {self._priority}"
 
     def submit(self, snapshot: SnapshotReady, t_trigger_node: float) -> bool:
         try:
