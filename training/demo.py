@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", default="128x96", help="simulated GelSight image size WxH")
     parser.add_argument("--config", default="cpu", help="training config (named or a YAML path)")
     parser.add_argument("--epochs", type=int, default=10,
-                        help="MoCo epochs (the cpu config's 30 take longer)")
+                        help="MoCo epochs (the cpu config's 15 take longer)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads for training (0: 2 on an idle machine, else 1)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
