@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from training.export import (
     parse_threshold_rule,
     split_fit_val,
 )
-from training.probe_fit import knn_k, label_subset, probe_suite
+from training.probe_fit import chosen_params, fit_probe, knn_k, label_subset, probe_suite, runtime_proba
 from training.table1 import PAPER, Row, label_draw_seed, paired_gain, run_table, write_report
 from training.train import synthetic_set
 
@@ -65,6 +66,25 @@ def test_probe_suite_runtime_matches_sklearn_and_learns() -> None:
         if r.fraction == 1.0:
             assert r.accuracy > majority + 0.1, r
     assert [r.n_labels for r in rows if r.probe == "knn"] == [20, 200]
+
+
+def test_mlp_alpha_is_chosen_by_cross_validation_on_the_labels_only() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 240)
+    x = rng.normal(size=(240, 8)).astype(np.float32)
+    x[:, 0] += 2.0 * y
+    base = load_config("tiny")
+    # alpha = 1e4 crushes the weights to a constant answer; CV must pick the usable value in any order
+    for grid in ((1e4, 1e-3), (1e-3, 1e4)):
+        model, probe = fit_probe("mlp", x[:160], y[:160], replace(base, mlp_alpha=grid))
+        assert chosen_params(model) == "alpha=0.001", grid
+        assert np.abs(runtime_proba(probe, x[160:]) - model.predict_proba(x[160:])[:, 1]).max() < 1e-4
+    # one value is used as given, without CV
+    model, _ = fit_probe("mlp", x[:160], y[:160], replace(base, mlp_alpha=(1e4,)))
+    assert chosen_params(model) == "alpha=10000"
+    assert model.predict(x[160:]).std() == 0  # the crushed probe: constant, as the CV judged
+    with pytest.raises(ConfigError, match="mlp_alpha"):
+        replace(base, mlp_alpha=()).validate()
 
 
 def test_label_subset_threshold_and_metrics_by_hand() -> None:

@@ -86,6 +86,7 @@ class TrainConfig:
     knn_k: int = 0  # 0 = sqrt(n_train)
     svm_c: float = 1.0
     mlp_hidden: int = 256
+    mlp_alpha: tuple[float, ...] = (1e-3,)  # L2 penalty; several = chosen by k-fold CV on the labels
     label_fractions: tuple[float, ...] = (0.01, 0.1, 1.0)
     # data split
     split: str = "paper"  # paper | object
@@ -120,6 +121,8 @@ class TrainConfig:
             raise ConfigError(f"split: {self.split!r} is not 'paper' or 'object'")
         if self.finger not in ("A", "B"):
             raise ConfigError(f"finger: {self.finger!r} is not 'A' (left) or 'B' (right)")
+        if not self.mlp_alpha or not all(a > 0 for a in self.mlp_alpha):
+            raise ConfigError(f"mlp_alpha: give one or more values > 0, got {self.mlp_alpha}")
         if not all(0 < f <= 1 for f in self.label_fractions):
             raise ConfigError(f"label_fractions: each must be in (0, 1], got {self.label_fractions}")
         if self.method == "moco":

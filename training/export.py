@@ -27,7 +27,7 @@ from tactile_grasp_predictor.bundle import write_bundle
 from tactile_grasp_predictor.errors import ConfigError, TgpError
 from tactile_grasp_predictor.predictor import Predictor
 from training.features import extract_features
-from training.probe_fit import PROBES, fit_probe, runtime_proba
+from training.probe_fit import PROBES, chosen_params, fit_probe, runtime_proba
 from training.train import TactileSet, TrainResult, load_splits, load_trained, synthetic_set
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
@@ -142,7 +142,7 @@ def export_bundle(trained: TrainResult, train_set: TactileSet, test_set: Tactile
     x_te = extract_features(enc, test_set, trained.preprocess)
     y_tr, y_te = np.asarray(train_set.labels), np.asarray(test_set.labels)
     fit, val = split_fit_val(y_tr, cfg.val_fraction, cfg.seed)
-    _model, probe = fit_probe(probe_kind, x_tr[fit], y_tr[fit], cfg, cfg.seed)
+    model, probe = fit_probe(probe_kind, x_tr[fit], y_tr[fit], cfg, cfg.seed)
     p_val, p_te = runtime_proba(probe, x_tr[val]), runtime_proba(probe, x_te)
     threshold = choose_threshold(p_val, y_tr[val], threshold_rule)
     metrics = {
@@ -152,6 +152,7 @@ def export_bundle(trained: TrainResult, train_set: TactileSet, test_set: Tactile
         "test_at_0.5": binary_metrics(p_te, y_te, 0.5),
         "threshold": threshold,
         "n_fit": len(fit),
+        "probe_params": chosen_params(model),
         "epochs": trained.epochs_done,
     }
     fingerprint = {"kind": "synthetic"} if data_info is None else {

@@ -32,8 +32,16 @@ def knn_k(n_train: int, cfg_k: int = 0) -> int:
     return min(k, n_train)
 
 
+def cv_folds(min_class: int) -> int:
+    """Folds for the probes' internal cross-validation: 5, fewer when a class has fewer labels (≥ 2)."""
+    return max(2, min(5, min_class))
+
+
 def make_probe(kind: str, n_train: int, cfg: TrainConfig, seed: int = 0, min_class: int = 5) -> Any:
-    """Build an unfitted scikit-learn model for ``kind`` (``knn``, ``svm``, ``mlp``)."""
+    """Build an unfitted scikit-learn model for ``kind`` (``knn``, ``svm``, ``mlp``).
+
+    The MLP gets the first of ``cfg.mlp_alpha``; :func:`fit_probe` chooses among several.
+    """
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.neural_network import MLPClassifier
@@ -44,12 +52,11 @@ def make_probe(kind: str, n_train: int, cfg: TrainConfig, seed: int = 0, min_cla
     if kind == "knn":
         return KNeighborsClassifier(n_neighbors=knn_k(n_train, cfg.knn_k), metric="cosine")
     if kind == "svm":
-        cv = max(2, min(5, min_class))
         svc = SVC(kernel="rbf", C=cfg.svm_c, gamma="scale", random_state=seed)
-        calibrated = CalibratedClassifierCV(svc, method="sigmoid", cv=cv, ensemble=False)
+        calibrated = CalibratedClassifierCV(svc, method="sigmoid", cv=cv_folds(min_class), ensemble=False)
         return make_pipeline(StandardScaler(), calibrated)
     if kind == "mlp":
-        mlp = MLPClassifier(hidden_layer_sizes=(cfg.mlp_hidden,), alpha=1e-3, max_iter=400,
+        mlp = MLPClassifier(hidden_layer_sizes=(cfg.mlp_hidden,), alpha=cfg.mlp_alpha[0], max_iter=400,
                             learning_rate_init=1e-3, random_state=seed)
         return make_pipeline(StandardScaler(), mlp)
     raise ConfigError(f"probe: unknown kind {kind!r}; known: {', '.join(PROBES)}")
@@ -78,6 +85,7 @@ class ProbeResult:
     n_labels: int
     accuracy: float
     max_abs_diff_runtime: float  # runtime probe vs scikit-learn probabilities on the test set
+    params: str = ""  # hyper-parameters chosen by cross-validation, e.g. "alpha=10"
 
 
 def fit_probe(kind: str, x_train: np.ndarray, y_train: np.ndarray, cfg: TrainConfig,
@@ -88,8 +96,38 @@ def fit_probe(kind: str, x_train: np.ndarray, y_train: np.ndarray, cfg: TrainCon
     if counts.min() < 1:
         raise ConfigError(f"probe {kind}: the training labels hold one class only ({counts.tolist()})")
     model = make_probe(kind, len(y_train), cfg, seed, min_class=int(counts.min()))
-    model.fit(x_train, y_train)
+    if kind == "mlp" and len(cfg.mlp_alpha) > 1:
+        model = _choose_by_cv(model, {"mlpclassifier__alpha": list(cfg.mlp_alpha)},
+                              x_train, y_train, cv_folds(int(counts.min())), seed)
+    else:
+        model.fit(x_train, y_train)
     return model, probe_from_sklearn(model)
+
+
+def _choose_by_cv(model: Any, grid: dict[str, list[Any]], x: np.ndarray, y: np.ndarray, folds: int,
+                  seed: int) -> Any:
+    """Stratified ``folds``-fold CV accuracy over ``grid`` on the labelled set only; refit the best on all of it.
+
+    Ties go to the earlier grid value (scikit-learn's rule).
+    """
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+
+    search = GridSearchCV(model, grid, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+                          scoring="accuracy", refit=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search.fit(x, y)
+    return search.best_estimator_
+
+
+def chosen_params(model: Any) -> str:
+    """The fitted MLP probe's L2 penalty as text (``alpha=10``), chosen or fixed; ``""`` for other probes."""
+    steps = getattr(model, "named_steps", {})
+    mlp = steps.get("mlpclassifier")
+    return f"alpha={mlp.alpha:g}" if mlp is not None else ""
 
 
 def runtime_proba(probe: Probe, x: np.ndarray) -> np.ndarray:
@@ -110,7 +148,8 @@ def probe_suite(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, y_te: np.n
             p_rt = runtime_proba(probe, x_te)
             p_sk = model.predict_proba(x_te)[:, 1]
             acc = float(((p_rt >= 0.5).astype(np.int64) == np.asarray(y_te)).mean())
-            rows.append(ProbeResult(kind, frac, len(sub), acc, float(np.abs(p_rt - p_sk).max())))
+            rows.append(ProbeResult(kind, frac, len(sub), acc, float(np.abs(p_rt - p_sk).max()),
+                                    chosen_params(model)))
     return rows
 
 

@@ -208,8 +208,8 @@ def _probe_rows(res: Any, train_set: TactileSet, test_set: TactileSet, cfg: Trai
         for r in probe_suite(x_tr, train_set.labels, x_te, test_set.labels, cfg, probes, fractions,
                              label_draw_seed(seed, draw)):
             out.append(Row(seed, method, r.probe, r.fraction, r.n_labels, r.accuracy, dt, draw=draw))
-            log.info("%s %s %.0f%% labels (draw %d): %.4f (runtime vs sklearn %.1e)", method, r.probe,
-                     100 * r.fraction, draw, r.accuracy, r.max_abs_diff_runtime)
+            log.info("%s %s %.0f%% labels (draw %d): %.4f (runtime vs sklearn %.1e) %s", method, r.probe,
+                     100 * r.fraction, draw, r.accuracy, r.max_abs_diff_runtime, r.params)
     return out
 
 
