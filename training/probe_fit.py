@@ -106,7 +106,7 @@ def fit_probe(kind: str, x_train: np.ndarray, y_train: np.ndarray, cfg: TrainCon
 
 def _choose_by_cv(model: Any, grid: dict[str, list[Any]], x: np.ndarray, y: np.ndarray, folds: int,
                   seed: int) -> Any:
-    """Stratified ``folds``-fold CV accuracy over ``grid`` on the labelled set only; refit the best on all of it.
+    """Choose ``grid``'s best by stratified ``folds``-fold CV accuracy on ``x, y``; refit it on all of them.
 
     Ties go to the earlier grid value (scikit-learn's rule).
     """
@@ -124,7 +124,7 @@ def _choose_by_cv(model: Any, grid: dict[str, list[Any]], x: np.ndarray, y: np.n
 
 
 def chosen_params(model: Any) -> str:
-    """The fitted MLP probe's L2 penalty as text (``alpha=10``), chosen or fixed; ``""`` for other probes."""
+    """Return the fitted MLP probe's L2 penalty as text (``alpha=10``); ``""`` for other probes."""
     steps = getattr(model, "named_steps", {})
     mlp = steps.get("mlpclassifier")
     return f"alpha={mlp.alpha:g}" if mlp is not None else ""
