@@ -116,11 +116,13 @@ def test_describe_model_names_method_epochs_probe_trials_and_threshold() -> None
     man = {"training_method": "moco", "config": conf,
            "probe": {"kind": "mlp"}, "threshold": 0.62,
            "data_fingerprint": {"n_train": 800, "n_test": 400},
-           "metrics": {"epochs": 10, "threshold_rule": "lowest threshold with LIFT precision >= 0.85",
+           "metrics": {"epochs": 10, "probe_params": "alpha=10",
+                       "threshold_rule": "lowest threshold with LIFT precision >= 0.85",
                        "validation": {"n": 160, "lift_precision": 0.87, "lift_recall": 0.6},
                        "test": {"accuracy": 0.8, "lift_precision": 0.86, "auc": 0.88}}}
     text = describe_model(man)
-    for part in ("moco (resnet18, 10 epochs, config cpu, K=704)", "mlp probe", "800 training / 400 test",
+    for part in ("moco (resnet18, 10 epochs, config cpu, K=704)", "mlp probe (alpha=10) on frozen features",
+                 "800 training / 400 test",
                  "threshold 0.62 (lowest threshold with LIFT precision >= 0.85)", "LIFT precision 87.0%",
                  "accuracy 80.0%"):
         assert part in text, (part, text)

@@ -155,6 +155,7 @@ def test_train_probe_export_from_shards_and_predict_new_trials(tmp_path: Path) -
     val = sman["metrics"]["validation"]
     assert val["lift_precision"] >= 0.9 or sman["threshold"] >= man["threshold"]
     assert man["training_method"] == "moco" and man["probe"]["kind"] == "mlp"
+    assert man["metrics"]["probe_params"] == "alpha=0.001"  # tiny: one fixed value, no CV
     assert man["data_fingerprint"]["kind"] == "paper"
     assert len(man["data_fingerprint"]["fingerprint"]["train"]) > 8
     assert 0.05 <= man["threshold"] <= 0.95 and "test" in man["metrics"]

@@ -149,11 +149,13 @@ def describe_model(manifest: dict[str, Any]) -> str:
     conf = manifest.get("config") or {}
     metrics = manifest.get("metrics") or {}
     data = manifest.get("data_fingerprint") or {}
-    probe = (manifest.get("probe") or {}).get("kind", "?")
+    probe = (manifest.get("probe") or {}).get("kind", "?") + " probe"
+    if metrics.get("probe_params"):
+        probe += f" ({metrics['probe_params']})"
     parts = [f"{manifest.get('training_method', '?')} ({conf.get('arch', '?')}, "
              f"{metrics.get('epochs', conf.get('epochs', '?'))} epochs, config {conf.get('name', '?')}"
              f"{', K=' + str(conf['moco_k']) if 'moco_k' in conf else ''})",
-             f"{probe} probe on frozen features"]
+             f"{probe} on frozen features"]
     if "n_train" in data:
         parts.append(f"{data['n_train']} training / {data.get('n_test', '?')} test trials")
     threshold = manifest.get("threshold", math.nan)
