@@ -47,7 +47,7 @@ FAST_TRIGGER = {  # short settle and delay: many grasps per minute; latency does
 
 def _bundle(tmp: Path) -> Path:
     sys.path.insert(0, str(ROOT / "test"))
-    from bundles import make_random_bundle  # the cpu-size ResNet-18 through the real write path
+    from helpers.bundles import make_random_bundle  # the cpu-size ResNet-18 through the real write path
 
     return make_random_bundle(tmp / "bundle", arch="resnet18", size=96, onnx=True)
 

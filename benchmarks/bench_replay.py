@@ -23,8 +23,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
-    from bundles import make_random_bundle
-
+    from helpers.bundles import make_random_bundle
     from tactile_grasp_predictor.predictor import Predictor
     from tactile_grasp_predictor.replay.evaluate import evaluate_bag
     from training.bag_record import RecordOptions, synthetic_recordings, write_bag

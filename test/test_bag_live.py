@@ -29,8 +29,8 @@ N = 12
 @needs_node
 def test_offline_and_live_replay_give_the_same_decisions_on_every_grasp(tmp_path: Path) -> None:
     import torch
-    from bundles import make_random_bundle
 
+    from helpers.bundles import make_random_bundle
     from tactile_grasp_predictor.predictor import Predictor
     from tactile_grasp_predictor.replay.bag_source import BagSource
     from tactile_grasp_predictor.replay.compare import compare_decisions
@@ -65,8 +65,7 @@ def test_offline_and_live_replay_give_the_same_decisions_on_every_grasp(tmp_path
 def test_tgp_bag_compare_reports_identical_grasps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    from bundles import make_random_bundle
-
+    from helpers.bundles import make_random_bundle
     from training.cli import main
 
     assert main(["bag", "record", "--synthetic", "3", "--seed", "1", "--out", str(tmp_path / "b")]) == 0

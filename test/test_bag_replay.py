@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from bundles import make_random_bundle
 
+from helpers.bundles import make_random_bundle
 from tactile_grasp_predictor.decision import Verdict
 from tactile_grasp_predictor.errors import BagError
 from tactile_grasp_predictor.predictor import Predictor

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import cv2
@@ -13,9 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bundles import make_random_bundle, random_model
-
+from helpers.bundles import make_random_bundle, random_model
 from tactile_grasp_predictor.bundle import (
     ENCODER_FILE,
     MANIFEST_FILE,

@@ -6,19 +6,16 @@ import math
 import threading
 import time
 
-import pytest
 import rclpy
 from action_msgs.msg import GoalStatus
 from rclpy.node import Node
 from tactile_grasp_msgs.msg import GraspDecision
-from test_node_harness import BrightnessPredictor, GraspScript, run_grasp, stamp, start_predictor, wait_for
 
+from helpers.rig import REALTIME_RERUNS, BrightnessPredictor, GraspScript, run_grasp, stamp, start_predictor
+from helpers.waiting import wait_for
 from tactile_grasp_predictor.ros.pick_gate import PickGate
 
-# Real-time DDS on a 2-core machine: a stall of a second (first torch use, a busy CI box)
-# reads as gripper silence or a late frame. Rerun such a test before calling it failed;
-# a deterministic bug still fails every run.
-pytestmark = pytest.mark.flaky(reruns=2, reruns_delay=2)
+pytestmark = REALTIME_RERUNS  # real-time DDS on a 2-core machine: rerun a stalled test
 
 
 def test_action_round_trip_cancel_and_timeout(ros_context: rclpy.context.Context) -> None:

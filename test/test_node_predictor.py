@@ -17,7 +17,10 @@ from builtin_interfaces.msg import Time
 from rcl_interfaces.msg import ParameterType
 from rclpy.parameter import Parameter
 from tactile_grasp_msgs.msg import GraspDecision
-from test_node_harness import (
+
+from helpers.bundles import make_random_bundle
+from helpers.rig import (
+    REALTIME_RERUNS,
     BrightnessPredictor,
     Driver,
     GraspScript,
@@ -25,9 +28,8 @@ from test_node_harness import (
     run_grasp,
     stamp,
     start_predictor,
-    wait_for,
 )
-
+from helpers.waiting import wait_for
 from tactile_grasp_predictor.errors import ConfigError
 from tactile_grasp_predictor.ros.conversions import (
     finger_joint_state,
@@ -38,10 +40,7 @@ from tactile_grasp_predictor.ros.conversions import (
 from tactile_grasp_predictor.ros.predictor_node import PARAMETERS, PredictorNode
 from tactile_grasp_predictor.ros.sim_robot_node import FINGER_JOINTS
 
-# Real-time DDS on a 2-core machine: a stall of a second (first torch use, a busy CI box)
-# reads as gripper silence or a late frame. Rerun such a test before calling it failed;
-# a deterministic bug still fails every run.
-pytestmark = pytest.mark.flaky(reruns=2, reruns_delay=2)
+pytestmark = REALTIME_RERUNS  # real-time DDS on a 2-core machine: rerun a stalled test
 
 # Generous frame age: the scripts pause frames around the onset and during settling on purpose.
 SCRIPTED = {"trigger__frame_max_age_s": 5.0, "trigger__tb_timeout_s": 6.0}
@@ -214,8 +213,7 @@ def test_missing_or_corrupt_bundle_aborts_model_unavailable(ros_context, tmp_pat
 
 
 def test_real_random_weight_bundle_is_loaded_and_decides(ros_context, tmp_path: Path) -> None:
-    bundles = pytest.importorskip("bundles", reason="test/bundles.py (random-weight bundles) not there yet")
-    path = bundles.make_random_bundle(tmp_path / "bundle", onnx=True)
+    path = make_random_bundle(tmp_path / "bundle", onnx=True)
     rig, _node, d = start_predictor(ros_context, None, bundle_path=str(path), **SCRIPTED)
     try:
         run_grasp(d, GraspScript(k0=0))

@@ -11,21 +11,14 @@ import rclpy
 from rclpy.node import Node
 from std_msgs.msg import Bool
 from tactile_grasp_msgs.msg import GraspDecision
-from test_node_harness import (
-    BrightnessPredictor,
-    Rig,
-    overrides,
-    wait_for,
-)
 
+from helpers.rig import REALTIME_RERUNS, BrightnessPredictor, Rig, overrides
+from helpers.waiting import wait_for
 from tactile_grasp_predictor.errors import DatasetError
 from tactile_grasp_predictor.ros.predictor_node import PredictorNode
 from tactile_grasp_predictor.ros.sim_robot_node import DRIVER_QOS, SimRobotNode, TrialPlayback, load_trials
 
-# Real-time DDS on a 2-core machine: a stall of a second (first torch use, a busy CI box)
-# reads as gripper silence or a late frame. Rerun such a test before calling it failed;
-# a deterministic bug still fails every run.
-pytestmark = pytest.mark.flaky(reruns=2, reruns_delay=2)
+pytestmark = REALTIME_RERUNS  # real-time DDS on a 2-core machine: rerun a stalled test
 
 
 def synthetic_trial(i: int, tb_value: int, label: bool, width_to: float = 0.03) -> TrialPlayback:

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from bundles import make_random_bundle
 
+from helpers.bundles import make_random_bundle
 from tactile_grasp_predictor.predictor import Predictor
 from training.cli import main as tgp
 from training.data.shard_writer import write_shard

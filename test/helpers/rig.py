@@ -1,4 +1,4 @@
-"""A test harness for the ROS nodes (real rclpy, real DDS on loopback) and its own small tests.
+"""The ROS rig for the node tests (real rclpy, real DDS on loopback).
 
 ``Rig`` spins the nodes under test in a SingleThreadedExecutor on a background thread, as
 ``spin_node_main`` does in production. (A MultiThreadedExecutor rebuilds its wait set in
@@ -7,15 +7,14 @@ held the GIL enough to starve the publishing test thread for 0.3–1.3 s at a ti
 runs, which read as gripper silence or a settled gripper.) A
 ``Driver`` node publishes what a WSG-50 + GelSight driver pair publishes (reliable, depth
 10) and records the decisions and diagnostics it receives. Every wait has a generous
-deadline; nothing asserts on timing.
+deadline; nothing asserts on timing. The rig uses only the node's public behaviour: its
+topics, parameters, ``PredictorNode(..., loader=...)`` and ``model_ready``.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,21 +28,19 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image, JointState
 from tactile_grasp_msgs.msg import GraspDecision
 
-from tactile_grasp_predictor.decision import Decision, Verdict
-from tactile_grasp_predictor.ros.conversions import (
-    decision_to_msg,
-    finger_joint_state,
-    float_to_stamp,
-    image_to_rgb,
-    rgb_to_image,
-    stamp_to_float,
-)
+from helpers.waiting import wait_for
+from tactile_grasp_predictor.ros.conversions import finger_joint_state, rgb_to_image
 from tactile_grasp_predictor.ros.predictor_node import PredictorNode
 from tactile_grasp_predictor.ros.sim_robot_node import DRIVER_QOS, FINGER_JOINTS
 
 OPEN, HELD = 0.08, 0.04  # finger openings, metres
 IMAGE_TOPIC = "/gelsight/image_raw"
 JOINT_TOPIC = "/joint_states"
+
+# Real-time DDS on a 2-core machine: a stall of a second (first torch use, a busy CI box)
+# reads as gripper silence or a late frame. Rerun such a test before calling it failed;
+# a deterministic bug still fails every run. Live modules set ``pytestmark = REALTIME_RERUNS``.
+REALTIME_RERUNS = pytest.mark.flaky(reruns=2, reruns_delay=2)
 
 
 class BrightnessPredictor:
@@ -80,11 +77,13 @@ class Driver(Node):
         self.create_subscription(DiagnosticArray, "/diagnostics", self._diag, 10)
 
     def _diag(self, msg: DiagnosticArray) -> None:
+        """Keep the last five diagnostics."""
         self.diagnostics.append(msg)
         del self.diagnostics[:-5]
 
     def frame(self, k: int, value: int = 120, encoding: str = "rgb8", bad: bool = False,
               hw: tuple[int, int] = (48, 64)) -> None:
+        """Publish frame ``k``: uniform ``value``, stamped :func:`stamp` (k); ``bad``: truncated data."""
         rgb = np.full((*hw, 3), value, np.uint8)
         rgb[0, 0] = (k % 256, 0, 0)
         msg = rgb_to_image(rgb, encoding, stamp(k), "gelsight_left")
@@ -93,9 +92,11 @@ class Driver(Node):
         self.images.publish(msg)
 
     def joint(self, width: float) -> None:
+        """Publish a finger JointState with the opening ``width`` (m) and an empty stamp."""
         self.joints.publish(finger_joint_state(width, Time(), FINGER_JOINTS))
 
     def last_diag(self) -> dict[str, str]:
+        """The newest diagnostic status as a flat dict (level, message and the key/values)."""
         if not self.diagnostics:
             return {}
         st = self.diagnostics[-1].status[0]
@@ -113,15 +114,18 @@ class Rig:
         self._thread: threading.Thread | None = None
 
     def add(self, node: Node) -> Node:
+        """Spin ``node`` in this rig (destroyed by :meth:`close`)."""
         self.nodes.append(node)
         self.executor.add_node(node)
         return node
 
     def start(self) -> None:
+        """Start spinning on a daemon thread."""
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
         self._thread.start()
 
     def close(self) -> None:
+        """Stop spinning and destroy the nodes, newest first."""
         self.executor.shutdown(timeout_sec=5.0)
         if self._thread is not None:
             self._thread.join(10.0)
@@ -129,14 +133,8 @@ class Rig:
             node.destroy_node()
 
 
-def wait_for(done: Callable[[], bool], timeout_s: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not done() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return done()
-
-
 def connected(driver: Driver, timeout_s: float = 30.0) -> None:
+    """Assert that DDS matched the driver's image and joint publishers to a subscriber."""
     assert wait_for(lambda: driver.images.get_subscription_count() > 0
                     and driver.joints.get_subscription_count() > 0, timeout_s), "no DDS match"
 
@@ -159,10 +157,12 @@ class GraspScript:
 
     @property
     def ta_k(self) -> int:
+        """The frame number the node must use as Ta."""
         return self.k0 + self.n_before - 1
 
     @property
     def tb_k(self) -> int:
+        """The frame number the node must use as Tb."""
         return self.k0 + self.n_before
 
 
@@ -227,6 +227,7 @@ def run_grasp(d: Driver, g: GraspScript, after_s: float = 0.3) -> None:
 
 
 def _reopen(d: Driver, w_from: float) -> None:
+    """Open from ``w_from`` over ~0.16 s, then stay open for ~0.1 s."""
     for w in np.linspace(w_from, OPEN, 8):
         d.joint(float(w))
         time.sleep(0.02)
@@ -236,6 +237,7 @@ def _reopen(d: Driver, w_from: float) -> None:
 
 
 def overrides(**values: object) -> list[Parameter]:
+    """Node parameter overrides; ``__`` in a name stands for ``.`` (``trigger__tb_timeout_s``)."""
     return [Parameter(k.replace("__", "."), value=v) for k, v in values.items()]
 
 
@@ -261,49 +263,3 @@ def start_predictor(context: rclpy.context.Context, predictor: object | None = N
         rig.close()
         raise
     return rig, node, driver
-
-
-# ------------------------------------------------------------------ the conversions' own tests
-def test_stamps_round_trip_and_empty_stamp_is_none() -> None:
-    assert stamp_to_float(Time()) is None
-    assert float_to_stamp(None) == Time()
-    t = 1_700_000_123.456789
-    back = stamp_to_float(float_to_stamp(t))
-    assert back is not None and abs(back - t) < 1e-6
-
-
-@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "8UC3", "mono8"])
-def test_image_round_trip_each_encoding(encoding: str) -> None:
-    rng = np.random.default_rng(0)
-    rgb = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
-    if encoding == "mono8":
-        rgb[:] = rgb[:, :, :1]
-    msg = rgb_to_image(rgb, encoding, stamp(1), "f")
-    out = image_to_rgb(msg, (encoding,))
-    assert out.shape == (5, 7, 3)
-    if encoding == "mono8":
-        assert np.abs(out.astype(int) - rgb.astype(int)).max() <= 1
-    else:
-        assert np.array_equal(out, rgb)
-
-
-def test_image_refused_with_topic_and_field() -> None:
-    from tactile_grasp_predictor.errors import FrameError
-
-    msg = rgb_to_image(np.zeros((4, 4, 3), np.uint8), "rgb8", stamp(0), "f")
-    with pytest.raises(FrameError, match="/cam: encoding 'rgb8' not accepted"):
-        image_to_rgb(msg, ("bgr8",), "/cam")
-    msg.data = bytes(msg.data)[:-1]
-    with pytest.raises(FrameError, match=r"/cam: .*Image\.data"):
-        image_to_rgb(msg, ("rgb8",), "/cam")
-
-
-def test_decision_message_never_lifts_unless_the_core_did() -> None:
-    d = Decision(grasp_id=3, verdict=Verdict.ABORT, p_success=math.nan, threshold=0.5, ta_stamp=None,
-                 tb_stamp=12.5, latency_ms=1.0, reason="tb_timeout", model_id="m", t_decision=13.0)
-    msg = decision_to_msg(d, "gelsight_left", stamp(0))
-    assert msg.verdict == GraspDecision.ABORT and math.isnan(msg.p_success) and msg.reason == "tb_timeout"
-    assert msg.ta_stamp == Time() and stamp_to_float(msg.tb_stamp) == 12.5
-    lift = decision_to_msg(Decision(**{**d.__dict__, "verdict": Verdict.LIFT, "p_success": 0.9,
-                                       "reason": "model"}), "f", stamp(0))
-    assert lift.verdict == GraspDecision.LIFT and lift.grasp_id == 3

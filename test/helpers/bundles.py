@@ -1,7 +1,7 @@
 """Tiny random-weight bundles for tests, built through the real write path.
 
-Other areas' tests import this (``from bundles import make_random_bundle`` with ``test/``
-on ``sys.path``, or ``from test.bundles import ...``)::
+Tests and benchmarks import this (``from helpers.bundles import make_random_bundle``, with
+``test/`` on ``sys.path``)::
 
     path = make_random_bundle(tmp_path / "b", probe="knn", onnx=True)
     predictor = Predictor.from_bundle(path)

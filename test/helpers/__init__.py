@@ -1,0 +1,12 @@
+"""Shared helpers of the test suite (and of the benchmarks); no test module imports another.
+
+``test/`` is on ``sys.path`` (pyproject's pytest ``pythonpath``; the benchmarks insert it), so
+tests import ``from helpers.<module> import ...``:
+
+- :mod:`helpers.bundles`: tiny random-weight model bundles through the real write path.
+- :mod:`helpers.rig`: the ROS rig (real rclpy, real DDS on loopback): ``Rig``, ``Driver``,
+  ``BrightnessPredictor``, ``GraspScript``/``run_grasp``, ``start_predictor``.
+- :mod:`helpers.waiting`: ``wait_for`` / ``spin_until`` (poll a condition with a deadline).
+
+Fixtures shared by several modules (``ros_context``) are in ``conftest.py``.
+"""
