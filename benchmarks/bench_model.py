@@ -18,7 +18,6 @@ Ratios are to the baseline measured in the same run. Run: ``.venv/bin/python -m 
 from __future__ import annotations
 
 import os
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 
 from tactile_grasp_predictor.bundle import write_bundle
+from tactile_grasp_predictor.metrics import percentiles
 from tactile_grasp_predictor.models import Encoder
 from tactile_grasp_predictor.predictor import Predictor
 from tactile_grasp_predictor.preprocess import PreprocessConfig, preprocess_pair
@@ -47,8 +47,8 @@ def _times(fn: Callable[[], object], n: int = N_ITER, warm: int = N_WARM) -> tup
         t0 = time.perf_counter()
         fn()
         ms.append((time.perf_counter() - t0) * 1e3)
-    ms.sort()
-    return statistics.median(ms), ms[min(len(ms) - 1, int(0.99 * len(ms)))]
+    q = percentiles(ms, (50, 99))
+    return q["p50"], q["p99"]
 
 
 def _probes(gen: torch.Generator) -> dict[str, Probe]:

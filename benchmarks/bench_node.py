@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from tactile_grasp_predictor.metrics import percentiles
+
 ROOT = Path(__file__).resolve().parents[1]
 BACKEND = os.environ.get("TGP_BENCH_NODE_BACKEND", "auto")  # the node's default: onnx (the bundle has it)
 FAST_TRIGGER = {  # short settle and delay: many grasps per minute; latency does not depend on them
@@ -73,8 +75,8 @@ def bare_model(bundle: Path, frames: list[np.ndarray], n: int = 60) -> dict[str,
         pred.predict_tensor(x)
         t_fwd.append((time.perf_counter() - t0) * 1e3)
     return {"backend": pred.backend,
-            "predict_p50": float(np.median(t_pred)), "predict_p99": float(np.percentile(t_pred, 99)),
-            "forward_p50": float(np.median(t_fwd)), "forward_p99": float(np.percentile(t_fwd, 99))}
+            **{f"predict_{k}": v for k, v in percentiles(t_pred, (50, 99)).items()},
+            **{f"forward_{k}": v for k, v in percentiles(t_fwd, (50, 99)).items()}}
 
 
 def rss_mb(pid: int) -> float:
@@ -280,14 +282,15 @@ def run_node(bundle: Path, tmp: Path, hw: tuple[int, int], grasps: int, memory_s
 
 def _report(title: str, r: dict[str, Any], bare: dict[str, Any]) -> None:
     def pct(key: str) -> tuple[float, float]:
-        return float(np.percentile(r[key], 50)), float(np.percentile(r[key], 99))
+        q = percentiles(r[key], (50, 99))
+        return q["p50"], q["p99"]
 
     (t50, t99), (p50, p99), (n50, n99) = pct("trigger"), pct("e2e"), pct("node")
     rates = r["rates"]
     print(f"-- {title}")
     print("node reports: " + "; ".join(f"{k} {v}" for k, v in sorted(r["placement"].items())))
     print(f"grasps {r['n']} decided in {r['wall_s']:.0f} s; reasons {r['reasons']}; "
-          f"frame rate seen by the node p50 {np.median(rates) if rates else math.nan:.1f} Hz "
+          f"frame rate seen by the node p50 {percentiles(rates, (50,))['p50']:.1f} Hz "
           f"(min {min(rates, default=math.nan):.1f})")
     print(f"decision latency, Tb trigger in the node -> decision received (DDS, {len(r['trigger'])} grasps): "
           f"p50 {t50:.2f} ms  p99 {t99:.2f} ms")

@@ -13,10 +13,11 @@ import torch
 from helpers.bundles import make_random_bundle
 from tactile_grasp_predictor.decision import Verdict
 from tactile_grasp_predictor.errors import BagError
+from tactile_grasp_predictor.metrics import VerdictMetrics, roc_curve
 from tactile_grasp_predictor.predictor import Predictor
 from tactile_grasp_predictor.replay.bag_source import BagSource, FrameItem, TopicSelection
 from tactile_grasp_predictor.replay.evaluate import LabelTable, evaluate_bag, evaluate_bags
-from tactile_grasp_predictor.replay.report import VerdictMetrics, compute_metrics, roc_curve, write_report
+from tactile_grasp_predictor.replay.report import compute_metrics, write_report
 from training.bag_record import RecordOptions, synthetic_recordings, write_bag
 
 torch.set_num_threads(1)

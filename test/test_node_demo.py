@@ -154,3 +154,15 @@ def test_report_files(tmp_path: Path) -> None:
     assert (tmp_path / "report.png").stat().st_size > 10_000
     assert len((tmp_path / "grasps.csv").read_text().splitlines()) == 31
     assert json.loads((tmp_path / "summary.json").read_text())["summary"]["grasps"] == 30
+
+
+def test_undefined_figures_are_nan_in_the_summary_and_null_in_its_json(tmp_path: Path) -> None:
+    grasps = [grasp(0, True, "ABORT", p=0.2), grasp(1, False, "ABORT", p=0.1)]  # no LIFT at all
+    s = summarize(grasps, threshold=0.5)
+    assert math.isnan(s["lift_precision"]) and s["lift_recall"] == 0.0 and s["lifts"] == 0
+    write_report(tmp_path, grasps, s, {"model_id": "m", "threshold": 0.5})
+    doc = json.loads((tmp_path / "summary.json").read_text())
+    assert doc["summary"]["lift_precision"] is None and doc["summary"]["accuracy"] == 0.5
+    # a bundle whose validation part had no lift at its threshold records null there
+    man = {"threshold": 0.9, "metrics": {"validation": {"n": 4, "lift_precision": None, "lift_recall": 0.0}}}
+    assert "validation (4 trials): LIFT precision –, recall 0.0%" in describe_model(man)

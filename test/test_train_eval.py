@@ -14,13 +14,13 @@ import torch
 
 from tactile_grasp_predictor.bundle import load_bundle
 from tactile_grasp_predictor.errors import ConfigError
+from tactile_grasp_predictor.metrics import binary_metrics
 from tactile_grasp_predictor.predictor import Predictor
 from training.cli import main as tgp
 from training.config import load_config
 from training.data.shard_writer import write_shard
 from training.export import (
     MIN_LIFTS,
-    binary_metrics,
     choose_threshold,
     describe_threshold_rule,
     parse_threshold_rule,

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from tactile_grasp_predictor.errors import ConfigError, TgpError
+from tactile_grasp_predictor.metrics import VerdictMetrics, format_metric, json_safe, percentiles
 from training.config import TrainConfig, load_config
 
 DEMO_THRESHOLD_RULE = "precision>=0.85"
@@ -161,13 +162,15 @@ def describe_model(manifest: dict[str, Any]) -> str:
     threshold = manifest.get("threshold", math.nan)
     parts.append(f"threshold {float(threshold):.2f} ({metrics.get('threshold_rule', 'rule not recorded')})")
     val = metrics.get("validation")
-    if isinstance(val, dict) and "lift_precision" in val:
-        parts.append(f"validation ({val.get('n', '?')} trials): LIFT precision {val['lift_precision']:.1%}, "
-                     f"recall {val.get('lift_recall', math.nan):.1%}")
+    if isinstance(val, dict) and "lift_precision" in val:  # an undefined figure is null there: "–"
+        parts.append(f"validation ({val.get('n', '?')} trials): LIFT precision "
+                     f"{format_metric(val['lift_precision'], '.1%')}, "
+                     f"recall {format_metric(val.get('lift_recall'), '.1%')}")
     test = metrics.get("test")
     if isinstance(test, dict) and "accuracy" in test:
-        parts.append(f"offline test: accuracy {test['accuracy']:.1%}, LIFT precision "
-                     f"{test.get('lift_precision', math.nan):.1%}, AUC {test.get('auc', math.nan):.3f}")
+        parts.append(f"offline test: accuracy {format_metric(test['accuracy'], '.1%')}, LIFT precision "
+                     f"{format_metric(test.get('lift_precision'), '.1%')}, "
+                     f"AUC {format_metric(test.get('auc'), '.3f')}")
     return "; ".join(parts)
 
 
@@ -341,36 +344,32 @@ def _correct(r: Any) -> bool:
 
 # ------------------------------------------------------------------------------ the report
 def summarize(grasps: list[Grasp], threshold: float) -> dict[str, Any]:
-    """Accuracy, LIFT precision/recall, baselines and latency percentiles of a run."""
+    """Accuracy, LIFT precision/recall, baselines and latency percentiles of a run (NaN where undefined)."""
     y = np.array([g.label for g in grasps], dtype=bool)
     lift = np.array([g.verdict == "LIFT" for g in grasps], dtype=bool)
     model = np.array([g.reason == "model" for g in grasps], dtype=bool)
-    n = len(grasps)
-
-    def pct(values: list[float], q: float) -> float:
-        v = [x for x in values if math.isfinite(x)]
-        return float(np.percentile(v, q)) if v else math.nan
-
-    node_lat = [g.node_latency_ms for g in grasps if g.reason == "model"]
-    e2e = [g.e2e_latency_ms for g in grasps]
-    gripper_only = model.copy()  # LIFT whenever the gripper closed on something (the gripper's own check)
+    verdicts = VerdictMetrics.of(lift, y)
+    always_lift = VerdictMetrics.of(np.ones_like(y), y)
+    gripper_only = VerdictMetrics.of(model, y)  # LIFT whenever the gripper closed on something
+    node_lat = percentiles([g.node_latency_ms for g in grasps if g.reason == "model"], (50, 99))
+    e2e = percentiles([g.e2e_latency_ms for g in grasps], (50, 99))
     return {
-        "grasps": n,
+        "grasps": len(grasps),
         "decided_by_model": int(model.sum()),
         "reasons": {r: int(sum(g.reason == r for g in grasps)) for r in sorted({g.reason for g in grasps})},
-        "success_rate": float(y.mean()) if n else math.nan,
-        "accuracy": float((lift == y).mean()) if n else math.nan,
-        "lift_precision": float(y[lift].mean()) if lift.any() else math.nan,
-        "lift_recall": float(lift[y].mean()) if y.any() else math.nan,
-        "lifts": int(lift.sum()),
-        "baseline_always_lift_accuracy": float(y.mean()) if n else math.nan,
-        "baseline_gripper_only_accuracy": float((gripper_only == y).mean()) if n else math.nan,
-        "baseline_gripper_only_precision": float(y[gripper_only].mean()) if gripper_only.any() else math.nan,
+        "success_rate": always_lift.precision,
+        "accuracy": verdicts.accuracy,
+        "lift_precision": verdicts.precision,
+        "lift_recall": verdicts.recall,
+        "lifts": verdicts.lifts,
+        "baseline_always_lift_accuracy": always_lift.accuracy,
+        "baseline_gripper_only_accuracy": gripper_only.accuracy,
+        "baseline_gripper_only_precision": gripper_only.precision,
         "threshold": threshold,
-        "node_latency_ms_p50": pct(node_lat, 50),
-        "node_latency_ms_p99": pct(node_lat, 99),
-        "e2e_latency_ms_p50": pct(e2e, 50),
-        "e2e_latency_ms_p99": pct(e2e, 99),
+        "node_latency_ms_p50": node_lat["p50"],
+        "node_latency_ms_p99": node_lat["p99"],
+        "e2e_latency_ms_p50": e2e["p50"],
+        "e2e_latency_ms_p99": e2e["p99"],
     }
 
 
@@ -386,8 +385,8 @@ def write_report(out: Path, grasps: list[Grasp], summary: dict[str, Any], manife
         writer.writeheader()
         for g in grasps:
             writer.writerow(asdict(g))
-    (out / "summary.json").write_text(json.dumps({"summary": summary, "model": manifest}, indent=2,
-                                                 default=str) + "\n")
+    doc = json_safe({"summary": summary, "model": manifest})  # undefined (NaN) → null
+    (out / "summary.json").write_text(json.dumps(doc, indent=2, default=str, allow_nan=False) + "\n")
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     ps = [(g.p_success, g.label) for g in grasps if math.isfinite(g.p_success)]
     bins = np.linspace(0, 1, 21)

@@ -25,6 +25,7 @@ import numpy as np
 
 from tactile_grasp_predictor.bundle import write_bundle
 from tactile_grasp_predictor.errors import ConfigError, TgpError
+from tactile_grasp_predictor.metrics import VerdictMetrics, binary_metrics, json_safe
 from tactile_grasp_predictor.predictor import Predictor
 from training.features import extract_features
 from training.probe_fit import PROBES, chosen_params, fit_probe, runtime_proba
@@ -76,43 +77,23 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, rule: str = "balanced_accurac
     if target is None:
         best, best_t = -1.0, 0.5
         for t in sorted(THRESHOLD_GRID, key=lambda v: abs(v - 0.5)):
-            pred = p >= t
-            bal = 0.5 * (pred[y].mean() + (~pred[~y]).mean())
+            bal = VerdictMetrics.of(p >= t, y).balanced_accuracy  # defined: both classes are present
             if bal > best + 1e-12:
                 best, best_t = bal, float(t)
         return best_t
-    min_lifts = min(MIN_LIFTS, int(y.sum()))
+    # at least one lift, so that precision is defined (NaN without lifts) at every threshold kept
+    min_lifts = max(1, min(MIN_LIFTS, int(y.sum())))
     fallback, fallback_t = -1.0, float(THRESHOLD_GRID[-1])
     for t in THRESHOLD_GRID:  # ascending: recall falls as t rises
-        pred = p >= t
-        if pred.sum() < min_lifts:
+        m = VerdictMetrics.of(p >= t, y)
+        if m.lifts < min_lifts:
             break
-        precision = float(y[pred].mean())
+        precision = m.precision
         if precision >= target:
             return float(t)
         if precision > fallback + 1e-12:
             fallback, fallback_t = precision, float(t)
     return fallback_t
-
-
-def binary_metrics(p: np.ndarray, y: np.ndarray, threshold: float) -> dict[str, float]:
-    """Accuracy, balanced accuracy, LIFT precision / recall and ROC AUC of ``p`` at ``threshold``."""
-    from sklearn.metrics import roc_auc_score
-
-    y = np.asarray(y).astype(bool)
-    pred = p >= threshold
-    tp = float((pred & y).sum())
-    out = {
-        "n": len(y),
-        "accuracy": float((pred == y).mean()),
-        "balanced_accuracy": (float(0.5 * (pred[y].mean() + (~pred[~y]).mean()))
-                              if y.any() and (~y).any() else float("nan")),
-        "lift_precision": tp / max(1.0, float(pred.sum())),
-        "lift_recall": tp / max(1.0, float(y.sum())),
-        "positives": float(y.mean()),
-    }
-    out["auc"] = float(roc_auc_score(y, p)) if y.any() and (~y).any() else float("nan")
-    return out
 
 
 def split_fit_val(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -161,7 +142,7 @@ def export_bundle(trained: TrainResult, train_set: TactileSet, test_set: Tactile
     path = write_bundle(out, enc, probe, {
         "preprocessing": trained.preprocess, "threshold": threshold,
         "training_method": cfg.method, "config": cfg.to_dict(),
-        "data_fingerprint": fingerprint, "metrics": metrics,
+        "data_fingerprint": fingerprint, "metrics": json_safe(metrics),  # undefined (NaN) → null
     }, export_onnx=onnx, overwrite=overwrite)
     # the runtime must reproduce the offline pipeline on raw test frames
     n = min(8, len(test_set))

@@ -24,8 +24,8 @@ from tqdm import tqdm
 
 from tactile_grasp_predictor.data.calandra import CalandraShard, gelsight_key, index_shards
 from tactile_grasp_predictor.errors import DatasetError, TgpError
+from tactile_grasp_predictor.metrics import binary_metrics, json_safe
 from tactile_grasp_predictor.predictor import BACKEND_CHOICES, Predictor
-from training.export import binary_metrics
 
 log = logging.getLogger("tgp.score")
 
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-        (args.out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        (args.out / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=1, allow_nan=False))
         plot_scores(rows, predictor.threshold, args.out / "scores.png",
                     f"{predictor.model_id} on {args.data.name}")
         print(f"  wrote {args.out}/scores.csv, metrics.json, scores.png")

@@ -13,7 +13,8 @@ Metrics (over the grasps that have a label; "positive" = the lift succeeded = LI
   not fully closed / reports HOLDING);
 - a per-grasp table (bag, grasp id, Ta/Tb stamps, p, verdict, label, reason).
 
-Pure numpy; matplotlib is imported only to draw the PNGs.
+The figures come from :mod:`tactile_grasp_predictor.metrics` (NaN where undefined, written as
+``null``); matplotlib is imported only to draw the PNGs.
 """
 
 from __future__ import annotations
@@ -22,121 +23,21 @@ import json
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tactile_grasp_predictor.decision import Verdict
+from tactile_grasp_predictor.metrics import (
+    VerdictMetrics,
+    format_metric,
+    json_safe,
+    percentiles,
+    reliability,
+    roc_curve,
+)
 from tactile_grasp_predictor.replay.evaluate import BagEvaluation, GraspResult
-
-
-@dataclass(frozen=True)
-class VerdictMetrics:
-    """Confusion counts of LIFT/ABORT verdicts against labels, and what follows from them."""
-
-    tp: int  # LIFT, succeeded
-    fp: int  # LIFT, failed
-    tn: int  # ABORT, would have failed
-    fn: int  # ABORT, would have succeeded
-
-    @classmethod
-    def of(cls, verdicts: Sequence[bool], labels: Sequence[bool]) -> VerdictMetrics:
-        """From LIFT flags and success labels of equal length."""
-        assert len(verdicts) == len(labels)
-        v, y = np.asarray(verdicts, bool), np.asarray(labels, bool)
-        return cls(int(np.sum(v & y)), int(np.sum(v & ~y)), int(np.sum(~v & ~y)), int(np.sum(~v & y)))
-
-    @property
-    def n(self) -> int:
-        """Number of labelled grasps."""
-        return self.tp + self.fp + self.tn + self.fn
-
-    @property
-    def accuracy(self) -> float:
-        """Share of right verdicts (NaN without labels)."""
-        return (self.tp + self.tn) / self.n if self.n else math.nan
-
-    @property
-    def precision(self) -> float:
-        """LIFT precision: of the LIFT verdicts, the share that succeeded (NaN without LIFTs)."""
-        return self.tp / (self.tp + self.fp) if self.tp + self.fp else math.nan
-
-    @property
-    def recall(self) -> float:
-        """LIFT recall: of the successful grasps, the share let through (NaN without successes)."""
-        return self.tp / (self.tp + self.fn) if self.tp + self.fn else math.nan
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form (NaN → None)."""
-        return {
-            "n": self.n,
-            "accuracy": _num(self.accuracy),
-            "lift_precision": _num(self.precision),
-            "lift_recall": _num(self.recall),
-            "confusion": {
-                "labels": ["fail", "success"],
-                "verdicts": ["ABORT", "LIFT"],
-                "matrix": [[self.tn, self.fp], [self.fn, self.tp]],
-            },
-        }
-
-
-def _num(x: float) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
-
-
-def roc_curve(scores: Sequence[float], labels: Sequence[bool]) -> tuple[np.ndarray, np.ndarray, float]:
-    """False/true positive rates over all thresholds and the AUC (Mann–Whitney, ties count half).
-
-    Returns ``(fpr, tpr, auc)``; AUC is NaN when only one class is present.
-    """
-    s, y = np.asarray(scores, np.float64), np.asarray(labels, bool)
-    assert s.shape == y.shape and s.ndim == 1
-    pos, neg = int(y.sum()), int((~y).sum())
-    if pos == 0 or neg == 0:
-        return np.array([0.0, 1.0]), np.array([0.0, 1.0]), math.nan
-    order = np.argsort(-s, kind="stable")
-    s_sorted, y_sorted = s[order], y[order]
-    distinct = np.r_[np.flatnonzero(np.diff(s_sorted)), len(s) - 1]  # last index of each score value
-    tps = np.cumsum(y_sorted)[distinct]
-    fps = (distinct + 1) - tps
-    fpr = np.r_[0.0, fps / neg]
-    tpr = np.r_[0.0, tps / pos]
-    auc = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))  # trapezoids
-    return fpr, tpr, auc
-
-
-def reliability(probs: Sequence[float], labels: Sequence[bool], bins: int = 10) -> dict[str, Any]:
-    """Per-bin mean predicted probability, observed success rate and count; ECE."""
-    p, y = np.asarray(probs, np.float64), np.asarray(labels, np.float64)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    idx = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
-    rows, ece = [], 0.0
-    for b in range(bins):
-        m = idx == b
-        n = int(m.sum())
-        conf = float(p[m].mean()) if n else None
-        acc = float(y[m].mean()) if n else None
-        if n:
-            ece += n / max(len(p), 1) * abs(float(p[m].mean()) - float(y[m].mean()))
-        rows.append(
-            {"lo": float(edges[b]), "hi": float(edges[b + 1]), "n": n, "mean_p": conf, "success_rate": acc}
-        )
-    return {"bins": rows, "ece": ece if len(p) else None}
-
-
-def _percentiles(x: Sequence[float]) -> dict[str, float | None]:
-    a = np.asarray(x, np.float64)
-    if a.size == 0:
-        return {"p50": None, "p90": None, "p99": None, "max": None}
-    return {
-        "p50": float(np.percentile(a, 50)),
-        "p90": float(np.percentile(a, 90)),
-        "p99": float(np.percentile(a, 99)),
-        "max": float(a.max()),
-    }
 
 
 def compute_metrics(grasps: Sequence[GraspResult]) -> dict[str, Any]:
@@ -153,6 +54,7 @@ def compute_metrics(grasps: Sequence[GraspResult]) -> dict[str, Any]:
     _, _, auc_ran = roc_curve([g.decision.p_success for g in ran], [bool(g.label) for g in ran])
     rel = reliability([g.decision.p_success for g in ran], [bool(g.label) for g in ran])
     lat = [g.decision.latency_ms for g in grasps if g.decision.reason == "model"]
+    lat_summary = percentiles(lat, (50, 90, 99)) | {"max": max(lat, default=math.nan)}
     return {
         "grasps": len(grasps),
         "labelled": len(labelled),
@@ -161,20 +63,16 @@ def compute_metrics(grasps: Sequence[GraspResult]) -> dict[str, Any]:
         "reasons": dict(Counter(g.decision.reason for g in grasps)),
         "model": model.to_dict(),
         "gripper_baseline": gripper.to_dict(),
-        "roc": {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "auc": _num(auc), "auc_model_ran": _num(auc_ran)},
+        "roc": json_safe({"fpr": fpr, "tpr": tpr, "auc": auc, "auc_model_ran": auc_ran}),
         "reliability": rel,
-        "latency_ms": _percentiles(lat) | {"n": len(lat), "values": [round(v, 3) for v in lat]},
-        "success_rate": _num(float(np.mean(y))) if y else None,
+        "latency_ms": json_safe(lat_summary) | {"n": len(lat), "values": [round(v, 3) for v in lat]},
+        "success_rate": float(np.mean(y)) if y else None,
     }
 
 
 # ------------------------------------------------------------------------------ writing
 def _fmt(x: Any, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "–"
-    if isinstance(x, float):
-        return f"{x:.{digits}f}"
-    return str(x)
+    return format_metric(x, f".{digits}f")
 
 
 def _plots(metrics: dict[str, Any], out: Path) -> list[str]:
@@ -302,17 +200,9 @@ def write_report(
         "per_grasp": [g.to_dict() for g in grasps],
         "plots": files,
     } | (extra or {})
-    (out / "report.json").write_text(json.dumps(doc, indent=1, allow_nan=False, default=_json_default))
+    (out / "report.json").write_text(json.dumps(json_safe(doc), indent=1, allow_nan=False))
     (out / "report.md").write_text(_markdown(doc))
     return metrics
-
-
-def _json_default(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, (np.floating, np.integer)):
-        return x.item()
-    raise TypeError(type(x).__name__)
 
 
 def _markdown(doc: dict[str, Any]) -> str:
