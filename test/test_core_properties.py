@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from helpers.streams import IMG, OPEN, Grasp, Scenario, feed, feed_gate, outcomes
 from tactile_grasp_predictor.decision import Verdict, abort_decision, decide
 from tactile_grasp_predictor.gate import (
     Frame,
@@ -29,86 +30,12 @@ from tactile_grasp_predictor.gate import (
     Reason,
     SnapshotReady,
 )
-from tactile_grasp_predictor.gripper import GraspState, GripperSample
+from tactile_grasp_predictor.gripper import GripperSample
 from tactile_grasp_predictor.tracker import TriggerConfig
 
 CFG = TriggerConfig()
-OPEN = 0.08
-OPEN_SPEED = 0.1  # m/s
-IMG = np.zeros((2, 2, 3), np.uint8)
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-
-
-@dataclass(frozen=True)
-class Grasp:
-    t_close: float  # fingers start closing
-    speed: float  # closing speed, m/s
-    w_end: float  # width where the fingers stop (<= closed_width_m: nothing grasped)
-    hold: float  # how long they stay closed
-
-    @property
-    def t_stop(self) -> float:
-        return self.t_close + (OPEN - self.w_end) / self.speed
-
-    @property
-    def t_open(self) -> float:
-        return self.t_stop + self.hold
-
-    @property
-    def t_reopened(self) -> float:
-        return self.t_open + (OPEN - self.w_end) / OPEN_SPEED
-
-    @property
-    def no_part(self) -> bool:
-        return self.w_end <= CFG.closed_width_m
-
-    def width(self, t: float) -> float:
-        if t <= self.t_close or t >= self.t_reopened:
-            return OPEN
-        if t <= self.t_stop:
-            return OPEN - self.speed * (t - self.t_close)
-        if t <= self.t_open:
-            return self.w_end
-        return self.w_end + OPEN_SPEED * (t - self.t_open)
-
-    def state(self, t: float) -> GraspState:
-        if t <= self.t_close or t >= self.t_reopened:
-            return GraspState.IDLE
-        if t < self.t_stop:
-            return GraspState.GRASPING
-        if t <= self.t_open:
-            return GraspState.NO_PART_FOUND if self.no_part else GraspState.HOLDING
-        return GraspState.RELEASING
-
-
-@dataclass(frozen=True)
-class Scenario:
-    grasps: tuple[Grasp, ...]
-    grip_dt: float
-    frame_dt: float
-    jitter_seed: int
-    noise_m: float
-    with_moving: bool
-    status_dt: float | None  # separate status stream (width None) or none
-    frame_gap: tuple[float, float] | None  # [a, b): no frames
-    grip_gap: tuple[float, float] | None  # [a, b): no gripper samples
-    frames_from: float  # first frame time
-
-    @property
-    def end(self) -> float:
-        last = self.grasps[-1].t_reopened
-        return max(last, self.grip_gap[1] if self.grip_gap else last) + 0.5
-
-    def grasp_at(self, t: float) -> Grasp | None:
-        for g in self.grasps:
-            if g.t_close < t < g.t_reopened:
-                return g
-        return None
-
-    @property
-    def clean(self) -> bool:
-        return self.frame_gap is None and self.grip_gap is None and self.frames_from == 0.0
 
 
 @st.composite
@@ -159,62 +86,8 @@ def scenarios(draw: st.DrawFn, faults: bool = True) -> Scenario:
     )
 
 
-def times(dt: float, end: float, rng: np.random.Generator) -> list[float]:
-    """Sample times every ``dt`` with ±20 % jitter, strictly increasing."""
-    n = int(end / dt) + 1
-    ts = np.arange(n) * dt + rng.uniform(-0.2, 0.2, n) * dt
-    return sorted({round(float(x), 9) for x in ts if 0.0 <= x <= end})
-
-
-def feed(sc: Scenario) -> list[tuple[float, int, object]]:
-    """The messages of a scenario as (receive time, stream rank, message), time-sorted."""
-    rng = np.random.default_rng(sc.jitter_seed)
-    out: list[tuple[float, int, object]] = []
-
-    def silent(t: float, gap: tuple[float, float] | None) -> bool:
-        return gap is not None and gap[0] <= t < gap[1]
-
-    for t in times(sc.grip_dt, sc.end, rng):
-        if silent(t, sc.grip_gap):
-            continue
-        g = sc.grasp_at(t)
-        w = g.width(t) if g else OPEN
-        w = max(0.0, w + float(rng.uniform(-sc.noise_m, sc.noise_m)))
-        moving = None
-        if sc.with_moving:
-            moving = g is not None and (g.t_close < t < g.t_stop or g.t_open < t < g.t_reopened)
-        out.append((t, 0, GripperSample(t, w, moving)))
-    if sc.status_dt is not None:
-        for t in times(sc.status_dt, sc.end, rng):
-            if silent(t, sc.grip_gap):
-                continue
-            g = sc.grasp_at(t)
-            out.append((t, 1, GripperSample(t, None, None, g.state(t) if g else GraspState.IDLE)))
-    for t in times(sc.frame_dt, sc.end, rng):
-        if t < sc.frames_from or silent(t, sc.frame_gap):
-            continue
-        out.append((t, 2, Frame(t, None if rng.random() < 0.5 else t - 0.01, IMG)))
-    out.sort(key=lambda x: (x[0], x[1]))
-    return out
-
-
-def drive(gate: GraspGate, msgs: list[tuple[float, int, object]], final_tick: float) -> list[GateEvent]:
-    events: list[GateEvent] = []
-    for _t, _rank, m in msgs:
-        if isinstance(m, Frame):
-            events += gate.on_frame(m)
-            assert gate.buffered_frames <= gate.config.frame_buffer_size
-        elif isinstance(m, GripperSample):
-            events += gate.on_gripper(m)
-        else:
-            assert isinstance(m, float)
-            events += gate.on_tick(m)
-    events += gate.on_tick(final_tick)
-    return events
-
-
-def outcomes(events: list[GateEvent]) -> list[SnapshotReady | GraspAborted]:
-    return [e for e in events if isinstance(e, (SnapshotReady, GraspAborted))]
+# messages as delivered (late and repeated copies stay where they are), the buffer bound checked
+drive = partial(feed_gate, sort=False, check_buffer=True)
 
 
 class CountingPredictor:

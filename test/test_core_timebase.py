@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from helpers.streams import IMG, feed_gate, outcomes, stamped_stream
 from tactile_grasp_predictor.errors import ConfigError
-from tactile_grasp_predictor.gate import Frame, GraspAborted, GraspGate, SnapshotReady
+from tactile_grasp_predictor.gate import Frame, GraspGate, SnapshotReady
 from tactile_grasp_predictor.gripper import GripperSample
 from tactile_grasp_predictor.timebase import TimeBase, valid_stamp
 
@@ -78,39 +79,23 @@ def test_clock_problems_are_named() -> None:
 
 def _run_gate(tb: TimeBase, msgs: list[tuple[str, float | None, float, float]]) -> list[object]:
     """Feed (kind, stamp, receive, width) messages in arrival order; return the gate's decision events."""
-    gate = GraspGate()
-    img = np.zeros((2, 2, 3), np.uint8)
-    out: list[object] = []
+    items: list[tuple[float, object]] = []
     for kind, stamp, recv, width in msgs:
         t = tb.resolve(stamp, recv, kind)
-        if kind == "image":
-            out += gate.on_frame(Frame(t, stamp, img))
-        else:
-            out += gate.on_gripper(GripperSample(t, width))
-    return [e for e in out if isinstance(e, (SnapshotReady, GraspAborted))]
-
-
-def _grasp_stream(rng: np.random.Generator, jitter_s: float) -> list[tuple[str, float | None, float, float]]:
-    """A grasp: JointState 50 Hz, frames 15 Hz; receive = stamp + 2 ms + |N(0, jitter)|, arrival order."""
-    msgs = []
-    for t in np.arange(0.0, 2.0, 0.02):
-        w = 0.08 if t < 0.5 else max(0.03, 0.08 - 0.1 * (t - 0.5))
-        msgs.append(("joints", 100.0 + t, 100.0 + t + 0.002 + abs(rng.normal(0, jitter_s)), w))
-    for t in np.arange(0.013, 2.0, 1 / 15):
-        msgs.append(("image", 100.0 + t, 100.0 + t + 0.002 + abs(rng.normal(0, jitter_s)), 0.0))
-    return sorted(msgs, key=lambda m: m[2])
+        items.append((t, Frame(t, stamp, IMG) if kind == "image" else GripperSample(t, width)))
+    return outcomes(feed_gate(GraspGate(), items, sort=False))  # arrival order, as resolved
 
 
 def test_header_time_base_makes_ta_tb_independent_of_receive_jitter() -> None:
     """The reason for the header time base: jittered deliveries, the same Ta/Tb as without jitter."""
-    calm = _run_gate(TimeBase("header"), _grasp_stream(np.random.default_rng(0), 0.0))
+    calm = _run_gate(TimeBase("header"), stamped_stream(np.random.default_rng(0), 0.0))
     assert len(calm) == 1 and isinstance(calm[0], SnapshotReady)
     changed_with_receive = 0
     for seed in range(20):
-        jittered = _run_gate(TimeBase("header"), _grasp_stream(np.random.default_rng(seed), 0.015))
+        jittered = _run_gate(TimeBase("header"), stamped_stream(np.random.default_rng(seed), 0.015))
         assert isinstance(jittered[0], SnapshotReady)
         assert (jittered[0].ta.stamp, jittered[0].tb.stamp) == (calm[0].ta.stamp, calm[0].tb.stamp)
-        by_receive = _run_gate(TimeBase("receive"), _grasp_stream(np.random.default_rng(seed), 0.015))
+        by_receive = _run_gate(TimeBase("receive"), stamped_stream(np.random.default_rng(seed), 0.015))
         ev = by_receive[0]
         assert isinstance(ev, SnapshotReady)
         changed_with_receive += (ev.ta.stamp, ev.tb.stamp) != (calm[0].ta.stamp, calm[0].tb.stamp)

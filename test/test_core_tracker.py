@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from helpers.streams import OPEN, ramp
 from tactile_grasp_predictor.errors import ConfigError
 from tactile_grasp_predictor.gripper import GraspState, GripperSample
 from tactile_grasp_predictor.tracker import (
@@ -19,20 +20,6 @@ from tactile_grasp_predictor.tracker import (
     Settled,
     TriggerConfig,
 )
-
-OPEN = 0.08
-
-
-def ramp(tr: GraspPhaseTracker, t0: float, t1: float, w0: float, w1: float, dt: float = 0.01,
-         **kw: object) -> list[PhaseEvent]:
-    """Feed a linear width ramp from (t0, w0) to (t1, w1), t1 excluded."""
-    events: list[PhaseEvent] = []
-    n = round((t1 - t0) / dt)
-    for i in range(n):
-        t = t0 + i * dt
-        w = w0 + (w1 - w0) * (t - t0) / (t1 - t0)
-        events += tr.update(GripperSample(t, w, **kw))  # type: ignore[arg-type]
-    return events
 
 
 def test_default_config_is_valid() -> None:

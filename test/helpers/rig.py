@@ -28,12 +28,13 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image, JointState
 from tactile_grasp_msgs.msg import GraspDecision
 
+from helpers.streams import OPEN
 from helpers.waiting import wait_for
 from tactile_grasp_predictor.ros.conversions import finger_joint_state, rgb_to_image
 from tactile_grasp_predictor.ros.predictor_node import PredictorNode
 from tactile_grasp_predictor.ros.sim_robot_node import DRIVER_QOS, FINGER_JOINTS
 
-OPEN, HELD = 0.08, 0.04  # finger openings, metres
+HELD = 0.04  # finger opening on the part, metres
 IMAGE_TOPIC = "/gelsight/image_raw"
 JOINT_TOPIC = "/joint_states"
 
