@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, fields
-from typing import Literal
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
 
 from tactile_grasp_predictor.errors import ConfigError
 from tactile_grasp_predictor.gripper import GraspState, GripperSample, plausible_width
@@ -33,56 +33,54 @@ from tactile_grasp_predictor.gripper import GraspState, GripperSample, plausible
 TrackerPhase = Literal["waiting", "closing", "closed"]
 
 
+def _param(default: float | int | None, doc: str) -> Any:
+    """Declare a :class:`TriggerConfig` field: its default and the description its parameter shows."""
+    return field(default=default, metadata={"doc": doc})
+
+
 @dataclass(frozen=True)
 class TriggerConfig:
     """Every threshold and timing of the trigger (seconds on the core clock, metres).
 
-    Attributes:
-        closing_threshold_m: closing starts when the width falls more than this below its
-            open value (the largest width seen since the tracker was armed).
-        open_tolerance_m: the band below the open value that still counts as open (sensor
-            noise); the closing onset is the last sample within it.
-        settle_window_s: settled when the width stayed within ``settle_tolerance_m`` for
-            this long. Closing speed × window must exceed the tolerance; a slow creep below
-            tolerance / window (soft objects under grip force) still counts as settled.
-        settle_tolerance_m: the width band that counts as "not changing".
-        closed_width_m: a width at or below this during a grasp means the fingers closed
-            on nothing: ABORT ``no_part_found`` at once, without running the model.
-        reopen_threshold_m: after closing started, a width this far above the smallest
-            width of the grasp means the gripper opened (re-arm).
-        ta_max_age_s: Ta, the newest frame before the closing onset, may be at most this
-            much older than the onset (else ABORT ``no_pre_contact_frame``).
-        tb_delay_s: Tb is the first frame received at or after settle time + this delay.
-        tb_timeout_s: no Tb this long after the closing onset: ABORT ``tb_timeout``.
-        frame_max_age_s: once Tb is due, no frame newer than this: ABORT ``stale_frame``.
-        max_stamp_lag_s: if set, a Ta/Tb frame whose header stamp lags its receive time
-            by more than this is stale (``None``: header stamps are not checked).
-        gripper_silence_s: no gripper sample for this long during a grasp: ABORT
-            ``gripper_silent``.
-        frame_buffer_size: most frames kept for Ta selection (bounds memory).
-        frame_buffer_age_s: frames older than this (relative to the newest) are dropped.
-        clock_reset_s: an input this much older than the newest time seen means the clock
-            went back (a looping bag, a restarted simulation): the gate starts afresh
-            (an open grasp ends with ABORT ``clock_reset``); smaller steps back are
-            out-of-order messages and are ignored.
-
+    Each field's meaning is its ``metadata["doc"]`` (:func:`trigger_doc`): the same text
+    ``ros2 param describe`` shows for the node's ``trigger.<field>`` parameter.
     """
 
-    closing_threshold_m: float = 0.002
-    open_tolerance_m: float = 0.0003
-    settle_window_s: float = 0.2
-    settle_tolerance_m: float = 0.002
-    closed_width_m: float = 0.0015
-    reopen_threshold_m: float = 0.01
-    ta_max_age_s: float = 1.0
-    tb_delay_s: float = 0.1
-    tb_timeout_s: float = 3.0
-    frame_max_age_s: float = 0.5
-    max_stamp_lag_s: float | None = None
-    gripper_silence_s: float = 1.0
-    frame_buffer_size: int = 32
-    frame_buffer_age_s: float = 2.0
-    clock_reset_s: float = 5.0
+    closing_threshold_m: float = _param(
+        0.002, "closing starts when the width falls more than this below its open value "
+        "(the largest width seen since the tracker was armed)")
+    open_tolerance_m: float = _param(
+        0.0003, "the band below the open value that still counts as open (sensor noise); "
+        "the closing onset is the last sample within it")
+    settle_window_s: float = _param(
+        0.2, "settled when the width stayed within settle_tolerance_m for this long. Closing speed x "
+        "window must exceed the tolerance; a slow creep below tolerance / window (soft objects under "
+        "grip force) still counts as settled")
+    settle_tolerance_m: float = _param(0.002, "the width band that counts as 'not changing'")
+    closed_width_m: float = _param(
+        0.0015, "a width at or below this during a grasp means the fingers closed on nothing: "
+        "ABORT no_part_found at once, without running the model")
+    reopen_threshold_m: float = _param(
+        0.01, "after closing started, a width this far above the smallest width of the grasp "
+        "means the gripper opened (re-arm)")
+    ta_max_age_s: float = _param(
+        1.0, "Ta, the newest frame before the closing onset, may be at most this much older than "
+        "the onset (else ABORT no_pre_contact_frame)")
+    tb_delay_s: float = _param(0.1, "Tb is the first frame received at or after settle time + this delay")
+    tb_timeout_s: float = _param(3.0, "no Tb this long after the closing onset: ABORT tb_timeout")
+    frame_max_age_s: float = _param(0.5, "once Tb is due, no frame newer than this: ABORT stale_frame")
+    max_stamp_lag_s: float | None = _param(
+        None, "if set, a Ta/Tb frame whose header stamp lags its receive time by more than this is "
+        "stale (None: header stamps are not checked)")
+    gripper_silence_s: float = _param(
+        1.0, "no gripper sample for this long during a grasp: ABORT gripper_silent")
+    frame_buffer_size: int = _param(32, "most frames kept for Ta selection (bounds memory)")
+    frame_buffer_age_s: float = _param(
+        2.0, "frames older than this (relative to the newest) are dropped")
+    clock_reset_s: float = _param(
+        5.0, "an input this much older than the newest time seen means the clock went back (a "
+        "looping bag, a restarted simulation): the gate starts afresh (an open grasp ends with "
+        "ABORT clock_reset); smaller steps back are out-of-order messages and are ignored")
 
     def validate(self) -> TriggerConfig:
         """Check every field; raise :class:`ConfigError` naming the first bad one; return ``self``."""
@@ -121,6 +119,11 @@ class TriggerConfig:
                 f"{self.ta_max_age_s}"
             )
         return self
+
+
+def trigger_doc(name: str) -> str:
+    """Return the description of :class:`TriggerConfig` field ``name`` (its ``metadata["doc"]``)."""
+    return str(next(f for f in fields(TriggerConfig) if f.name == name).metadata["doc"])
 
 
 @dataclass(frozen=True)

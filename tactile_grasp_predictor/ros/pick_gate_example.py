@@ -15,7 +15,8 @@ from collections.abc import Sequence
 import rclpy
 from rclpy.node import Node
 
-from tactile_grasp_predictor.ros.params import ParamSpec, check_all, declare_all
+from tactile_grasp_predictor.node_config import ParamSpec, check_all
+from tactile_grasp_predictor.ros.params import declare_all
 from tactile_grasp_predictor.ros.pick_gate import DEFAULT_ACTION, PickGate
 from tactile_grasp_predictor.ros.spin import spin_node_main
 
