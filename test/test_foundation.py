@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,16 +22,10 @@ from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 from tactile_grasp_msgs.action import EvaluateGrasp
 from tactile_grasp_msgs.msg import GraspDecision
 
+from helpers.waiting import spin_until
+
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
-
-
-def spin_until(executor: rclpy.executors.Executor, done: Callable[[], bool], timeout_s: float = 20.0) -> bool:
-    """Spin until ``done()`` holds or the deadline passes; return ``done()``."""
-    deadline = time.monotonic() + timeout_s
-    while not done() and time.monotonic() < deadline:
-        executor.spin_once(timeout_sec=0.05)
-    return done()
 
 
 def make_decision(grasp_id: int) -> GraspDecision:

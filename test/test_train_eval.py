@@ -10,15 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
+from helpers.shards import write_synthetic_shards
 from tactile_grasp_predictor.bundle import load_bundle
 from tactile_grasp_predictor.errors import ConfigError
 from tactile_grasp_predictor.metrics import binary_metrics
 from tactile_grasp_predictor.predictor import Predictor
 from training.cli import main as tgp
 from training.config import load_config
-from training.data.shard_writer import write_shard
 from training.export import (
     MIN_LIFTS,
     choose_threshold,
@@ -30,25 +29,7 @@ from training.probe_fit import chosen_params, fit_probe, knn_k, label_subset, pr
 from training.table1 import PAPER, Row, label_draw_seed, paired_gain, run_table, write_report
 from training.train import synthetic_set
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
-
-
-def _write_shards(directory: Path, n: int, hw: tuple[int, int], seed: int) -> None:
-    """Synthetic trials (learnable label) as real Calandra-layout shards, 2 shards."""
-    s = synthetic_set(n, hw, seed=seed)
-    trials = []
-    for i in range(n):
-        trials.append({
-            "object_name": s.objects[i].encode(), "is_gripping": int(s.labels[i]),
-            "gelsightA_before": s.before[i], "gelsightA_during": s.during[i], "gelsightA_after": s.during[i],
-            "gelsightB_before": s.before[i], "gelsightB_during": s.during[i], "gelsightB_after": s.during[i],
-        })
-    directory.mkdir(parents=True, exist_ok=True)
-    write_shard(directory / "a.h5", trials[: n // 2], compression_level=1)
-    write_shard(directory / "b.h5", trials[n // 2 :], compression_level=1)
+pytestmark = pytest.mark.usefixtures("one_thread")  # torch on one thread (conftest.py)
 
 
 def test_probe_suite_runtime_matches_sklearn_and_learns() -> None:
@@ -130,7 +111,8 @@ def test_precision_threshold_rule_by_hand() -> None:
 
 def test_train_probe_export_from_shards_and_predict_new_trials(tmp_path: Path) -> None:
     data = tmp_path / "shards"
-    _write_shards(data, 96, (60, 80), seed=5)  # raw frames larger than the tiny resize (40 x 48)
+    # raw frames larger than the tiny resize (40 x 48)
+    write_synthetic_shards(data, 96, (60, 80), seed=5, compression_level=1)
     run = tmp_path / "run"
     common = ["--config", "tiny", "--cache", str(tmp_path / "cache"), "--no-progress"]
     assert tgp(["train", "--data", str(data), "--out", str(run), *common, "--set", "epochs=2"]) == 0

@@ -22,9 +22,7 @@ from training.train import synthetic_set, train
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")  # torch on one thread (conftest.py)
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -8,36 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from helpers.bundles import make_random_bundle
+from helpers.shards import write_synthetic_shards
 from tactile_grasp_predictor.predictor import Predictor
 from training.cli import main as tgp
-from training.data.shard_writer import write_shard
-from training.train import synthetic_set
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
-
-
-def _shards(directory: Path, n: int) -> list[dict[str, object]]:
-    s = synthetic_set(n, (48, 64), seed=3)
-    trials = [{
-        "object_name": s.objects[i].encode(), "is_gripping": int(s.labels[i]),
-        "gelsightA_before": s.before[i], "gelsightA_during": s.during[i], "gelsightA_after": s.during[i],
-        "gelsightB_before": s.during[i], "gelsightB_during": s.before[i], "gelsightB_after": s.before[i],
-    } for i in range(n)]
-    directory.mkdir(parents=True)
-    write_shard(directory / "a.h5", trials[:7])
-    write_shard(directory / "b.h5", trials[7:])
-    return trials
+pytestmark = pytest.mark.usefixtures("one_thread")  # torch on one thread (conftest.py)
 
 
 def test_score_matches_the_predictor_trial_by_trial(tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    trials = _shards(tmp_path / "shards", 12)
+    trials = write_synthetic_shards(tmp_path / "shards", 12, first=7, finger_b="swapped")
     bundle = make_random_bundle(tmp_path / "bundle", size=32, threshold=0.4)
     (tmp_path / "shards" / "junk.h5").write_bytes(b"\x89HDF\r\n\x1a\n truncated")  # refused, counted
     out = tmp_path / "scores"
@@ -67,7 +49,7 @@ def test_score_refuses_an_empty_directory_and_a_tampered_bundle(tmp_path: Path,
     bundle = make_random_bundle(tmp_path / "bundle", size=32)
     assert tgp(["score", "--bundle", str(bundle), "--data", str(empty), "--no-progress"]) == 2
     assert str(empty) in capsys.readouterr().out
-    _shards(tmp_path / "shards", 8)
+    write_synthetic_shards(tmp_path / "shards", 8, first=7, finger_b="swapped")
     weights = next(bundle.glob("*.safetensors"))
     weights.write_bytes(weights.read_bytes()[:-1] + b"\x00")  # wrong hash
     assert tgp(["score", "--bundle", str(bundle), "--data", str(tmp_path / "shards"), "--no-progress"]) == 2

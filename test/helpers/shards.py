@@ -1,0 +1,34 @@
+"""Synthetic trials written as real Calandra-layout shards (for ``tgp`` commands on shards)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from training.data.shard_writer import write_shard
+from training.train import synthetic_set
+
+
+def write_synthetic_shards(directory: Path, n: int, hw: tuple[int, int] = (48, 64), seed: int = 3, *,
+                           first: int | None = None, finger_b: Literal["same", "swapped"] = "same",
+                           compression_level: int = 9) -> list[dict[str, object]]:
+    """Write ``n`` trials of ``synthetic_set`` (a learnable label) as shards ``a.h5`` and ``b.h5``.
+
+    ``first``: how many trials go into ``a.h5`` (default half). Finger A's images are
+    (before, during, during); finger B's the ``"same"`` or ``"swapped"`` (during, before,
+    before). Returns the trials as written.
+    """
+    s = synthetic_set(n, hw, seed=seed)
+    trials: list[dict[str, object]] = []
+    for i in range(n):
+        b0, b1 = (s.before[i], s.during[i]) if finger_b == "same" else (s.during[i], s.before[i])
+        trials.append({
+            "object_name": s.objects[i].encode(), "is_gripping": int(s.labels[i]),
+            "gelsightA_before": s.before[i], "gelsightA_during": s.during[i], "gelsightA_after": s.during[i],
+            "gelsightB_before": b0, "gelsightB_during": b1, "gelsightB_after": b1,
+        })
+    split = n // 2 if first is None else first
+    directory.mkdir(parents=True, exist_ok=True)
+    write_shard(directory / "a.h5", trials[:split], compression_level=compression_level)
+    write_shard(directory / "b.h5", trials[split:], compression_level=compression_level)
+    return trials
