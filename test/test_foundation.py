@@ -22,6 +22,7 @@ from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 from tactile_grasp_msgs.action import EvaluateGrasp
 from tactile_grasp_msgs.msg import GraspDecision
 
+from helpers.package import console_scripts
 from helpers.waiting import spin_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,22 +172,6 @@ def test_package_xml_is_valid(package_xml: str) -> None:
     assert build_type == ("ament_python" if package_xml == "package.xml" else "ament_cmake")
 
 
-def _console_scripts() -> list[str]:
-    """The console scripts setup.py declares (without running it)."""
-    import ast
-
-    tree = ast.parse((ROOT / "setup.py").read_text())
-    scripts: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Dict):
-            for key, value in zip(node.keys, node.values, strict=True):
-                if isinstance(key, ast.Constant) and key.value == "console_scripts":
-                    assert isinstance(value, ast.List)
-                    scripts += [ast.literal_eval(elt).split("=")[0].strip() for elt in value.elts]
-    assert scripts, "setup.py declares no console scripts"
-    return scripts
-
-
 @pytest.mark.slow
 def test_colcon_workspace_build_installs_where_ros_looks(tmp_path: Path) -> None:
     """`colcon build` of ros2_ws (as a ROS user runs it) puts executables in lib/<pkg>."""
@@ -202,7 +187,7 @@ def test_colcon_workspace_build_installs_where_ros_looks(tmp_path: Path) -> None
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     prefix = tmp_path / "install" / "tactile_grasp_predictor"
-    for script in _console_scripts():
+    for script in console_scripts():
         assert (prefix / "lib" / "tactile_grasp_predictor" / script).is_file(), script
     share = prefix / "share" / "tactile_grasp_predictor"
     assert (share / "package.xml").is_file()

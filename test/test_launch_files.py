@@ -9,7 +9,6 @@ inline overrides) is declared by that executable's node with the same type.
 
 from __future__ import annotations
 
-import ast
 import importlib
 import importlib.util
 import re
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from helpers.package import console_scripts
 from tactile_grasp_predictor.ros.params import ParamSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,18 +74,6 @@ def stand_ins() -> dict[str, types.ModuleType]:
                                      SetParameter=classes["SetParameter"]),
         "launch_ros.substitutions": module("launch_ros.substitutions", FindPackageShare=FindPackageShare),
     }
-
-
-def console_scripts() -> dict[str, str]:
-    """executable → module, from setup.py's entry points (parsed, not run)."""
-    tree = ast.parse((ROOT / "setup.py").read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Dict):
-            for k, v in zip(node.keys, node.values, strict=True):
-                if isinstance(k, ast.Constant) and k.value == "console_scripts":
-                    items = [ast.literal_eval(e) for e in v.elts]  # type: ignore[attr-defined]
-                    return {s.split("=")[0].strip(): s.split("=")[1].split(":")[0].strip() for s in items}
-    raise AssertionError("no console_scripts in setup.py")
 
 
 def resolve(value: Any, configurations: dict[str, str]) -> Any:

@@ -4,6 +4,7 @@
 tests import ``from helpers.<module> import ...``:
 
 - :mod:`helpers.bundles`: tiny random-weight model bundles through the real write path.
+- :mod:`helpers.package`: ``console_scripts()`` as setup.py declares them.
 - :mod:`helpers.rig`: the ROS rig (real rclpy, real DDS on loopback): ``Rig``, ``Driver``,
   ``BrightnessPredictor``, ``GraspScript``/``run_grasp``, ``start_predictor``.
 - :mod:`helpers.shards`: synthetic trials written as Calandra-layout shards.
