@@ -11,12 +11,14 @@ from tactile_grasp_predictor.gripper import (
     GraspState,
     GripperSample,
     JointWidthConfig,
+    joint_state_width,
+    width_from_joint_state,
+)
+from tactile_grasp_predictor.wsg import (
     grasp_state_from_id,
     grasp_state_from_ros1_status,
     grasp_state_from_ros2_status,
-    joint_state_width,
     moving_from_ros1_status,
-    width_from_joint_state,
     width_m_from_status_mm,
 )
 

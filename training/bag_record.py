@@ -40,7 +40,8 @@ from typing import Any
 import numpy as np
 
 from tactile_grasp_predictor.errors import BagError, DatasetError
-from tactile_grasp_predictor.replay.wsg_types import STATUS_VARIANTS
+from tactile_grasp_predictor.gripper import GraspState
+from tactile_grasp_predictor.wsg import STATUS_TYPES, VARIANTS, encode_status, stamp_fields
 
 EPOCH_S = 1_700_000_000.0  # log time of the first message: a fixed epoch keeps bags deterministic
 LEFT_JOINT = "wsg50_finger_left_joint"
@@ -111,8 +112,8 @@ class RecordOptions:
             raise BagError(f"storage: {self.storage!r} is not mcap or sqlite3")
         if self.encoding not in ("rgb8", "bgr8", "compressed"):
             raise BagError(f"encoding: {self.encoding!r} is not rgb8, bgr8 or compressed")
-        if self.status is not None and self.status not in STATUS_VARIANTS:
-            raise BagError(f"status: {self.status!r} is not one of {sorted(STATUS_VARIANTS)}")
+        if self.status is not None and self.status not in VARIANTS:
+            raise BagError(f"status: {self.status!r} is not one of {sorted(VARIANTS)}")
         for name in ("drop_frames", "bad_encoding"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise BagError(f"{name}: must be in [0, 1), got {getattr(self, name)}")
@@ -236,40 +237,27 @@ class _Msg:
 
 
 def _time(ts: Any, t: float | None) -> Any:
-    cls = ts.types["builtin_interfaces/msg/Time"]
-    if t is None:
-        return cls(sec=0, nanosec=0)
-    ns = round(t * 1e9)
-    return cls(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+    return ts.types["builtin_interfaces/msg/Time"](**stamp_fields(t))
 
 
-def _status_msg(ts: Any, variant: str, width: float, phase: str, stamp: float | None) -> Any:
-    typ = STATUS_VARIANTS[variant][0]
-    cls = ts.types[typ]
-    mm = width * 1000.0
-    if variant == "fork":
-        state = {"open": 0, "closing": 1, "holding": 4, "no_part": 2}[phase]
-        header = ts.types["std_msgs/msg/Header"](stamp=_time(ts, stamp), frame_id="wsg50")
-        return cls(header=header, grasping_state_id=state, width=width, force=0.0)
-    text = {
-        "open": "Release completed",
-        "closing": "Grasp in progress",
-        "holding": "Grasp completed",
-        "no_part": "Grasp completed",
-    }[phase]
-    if variant == "ros1":
-        text = "MOVING" if phase == "closing" else "IDLE"
-        return cls(status=text, width=mm, speed=0.0, acc=0.0, force=0.0, force_finger0=0.0, force_finger1=0.0)
-    return cls(
-        status=text,
-        width=mm,
-        speed=0.0,
-        acc=0.0,
-        force=0.0,
-        force_finger0=0.0,
-        force_finger1=0.0,
-        object_grasped=phase == "holding",
-    )
+#: The writer's gripper phases as the firmware grasp states a driver reports for them.
+PHASE_STATES: dict[str, GraspState] = {
+    "open": GraspState.IDLE,
+    "closing": GraspState.GRASPING,
+    "holding": GraspState.HOLDING,
+    "no_part": GraspState.NO_PART_FOUND,
+}
+
+
+def status_message(ts: Any, variant: str, state: GraspState, width: float, stamp: float | None) -> Any:
+    """Build a ``rosbags`` status message of ``variant`` (registered in ``ts``) by :func:`encode_status`."""
+    fields = encode_status(variant, state, width, stamp)
+    header = fields.get("header")
+    if header is not None:
+        fields["header"] = ts.types["std_msgs/msg/Header"](
+            stamp=ts.types["builtin_interfaces/msg/Time"](**header["stamp"]), frame_id=header["frame_id"]
+        )
+    return ts.types[STATUS_TYPES[variant][0]](**fields)
 
 
 def write_bag(
@@ -293,7 +281,7 @@ def write_bag(
     rng = np.random.default_rng(opts.seed)
     ts = get_typestore(Stores.ROS2_HUMBLE)
     if opts.status:
-        typ, text = STATUS_VARIANTS[opts.status]
+        typ, text = STATUS_TYPES[opts.status]
         ts.register(get_types_from_msg(text, typ))
     types_ = ts.types
     header_t, image_t, comp_t = (
@@ -345,7 +333,7 @@ def write_bag(
     }
     types.update({t: "std_msgs/msg/Bool" for t in opts.extra_topics})
     if opts.status:
-        types[opts.status_topic] = STATUS_VARIANTS[opts.status][0]
+        types[opts.status_topic] = STATUS_TYPES[opts.status][0]
     plugin = StoragePlugin.MCAP if opts.storage == "mcap" else StoragePlugin.SQLITE3
     writer = Writer(path, version=9, storage_plugin=plugin)
     writer.open()
@@ -412,7 +400,8 @@ def write_bag(
                         phase = "closing"
                     else:
                         phase = "no_part" if wv < 0.0015 else "holding"
-                    put(opts.status_topic, recv(tt), _status_msg(ts, opts.status, float(wv), phase, None))
+                    status = status_message(ts, opts.status, PHASE_STATES[phase], float(wv), None)
+                    put(opts.status_topic, recv(tt), status)
             for i, t in enumerate(rec.frames_t):
                 if opts.drop_frames > 0 and rng.random() < opts.drop_frames:
                     continue
@@ -485,7 +474,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--moving", action="store_true", help="record a std_msgs/Bool moving flag")
     parser.add_argument(
         "--status",
-        choices=sorted(STATUS_VARIANTS),
+        choices=sorted(VARIANTS),
         default=None,
         help="record a WSG-50 status variant (custom type embedded in the bag)",
     )

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from tactile_grasp_predictor.errors import BagError, FrameError
-from tactile_grasp_predictor.replay.wsg_types import STATUS_VARIANTS, status_variant_of
+from tactile_grasp_predictor.wsg import STATUS_TYPES, decode_status, variant_of
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
@@ -134,10 +134,10 @@ def resolve_topics(
 
     status = explicit(wanted.status, "status", ())
     if status is None and wanted.status is None:
-        status = next((t for t in sorted(types) if status_variant_of(fields.get(t, set()))), None)
+        status = next((t for t in sorted(types) if variant_of(fields.get(t, set()))), None)
     variant = None
     if status is not None:
-        variant = status_variant_of(fields.get(status, set()))
+        variant = variant_of(fields.get(status, set()))
         if variant is None:
             raise BagError(
                 f"{bag}: topic {status!r} ({types[status]}) is not a WSG-50 status variant "
@@ -556,7 +556,7 @@ class BagSource:
                 elif data:
                     typs.update(get_types_from_msg(data, typ))
                 else:  # no embedded definition: a WSG variant we know by name?
-                    for vtype, vdef in STATUS_VARIANTS.values():
+                    for vtype, vdef in STATUS_TYPES.values():
                         if vtype == typ:
                             typs.update(get_types_from_msg(vdef, typ))
                 ts.register({k: v for k, v in typs.items() if k not in ts.types})
@@ -648,33 +648,19 @@ class BagSource:
         return Skipped(t, topic, f"{where}: unexpected topic")
 
     def _status(self, t: float, topic: str, msg: Any, where: str) -> BagItem:
-        from tactile_grasp_predictor import gripper
-
+        """Turn a status message into a gripper item (:func:`~tactile_grasp_predictor.wsg.decode_status`)."""
         tp = self.topics
-        assert tp is not None
-        variant = tp.status_variant
-        moving: bool | None = None
-        if variant == "fork":
-            state = gripper.grasp_state_from_id(int(msg.grasping_state_id))
-            width: float | None = float(msg.width)
-            if width is not None and not (0.0 <= width <= gripper.MAX_PLAUSIBLE_WIDTH_M):
-                width = None
-        elif variant == "ros2_port":
-            state = gripper.grasp_state_from_ros2_status(str(msg.status), bool(msg.object_grasped))
-            width = gripper.width_m_from_status_mm(float(msg.width))
-        else:
-            state = gripper.grasp_state_from_ros1_status(str(msg.status))
-            moving = gripper.moving_from_ros1_status(str(msg.status))
-            width = gripper.width_m_from_status_mm(float(msg.width))
-        if width is None and not tp.joint_states:
+        assert tp is not None and tp.status_variant is not None
+        status = decode_status(tp.status_variant, msg)  # ValueError naming the field: Skipped
+        if status.width_m is None and not tp.joint_states:
             return Skipped(t, topic, f"{where}: width {msg.width!r} is not a plausible opening")
         return GripperItem(
             t,
             topic,
             "status",
-            width_m=None if tp.joint_states else width,
-            moving=moving,
-            grasp_state=None if state is None else int(state),
+            width_m=None if tp.joint_states else status.width_m,
+            moving=status.moving,
+            grasp_state=None if status.state is None else int(status.state),
             status_text=getattr(msg, "status", None),
             stamp=_stamp_of(msg),
             has_header=hasattr(msg, "header"),
