@@ -32,7 +32,7 @@ def main() -> None:
         root = Path(tmp)
         predictor = Predictor.from_bundle(make_random_bundle(root / "bundle", size=64))
         recs = synthetic_recordings(GRASPS, seed=0, size_hw=(240, 320), fps=15.0)
-        print(f"{GRASPS} grasps, {sum(len(r.frames_t) for r in recs)} frames of 240x320, torch threads 1")
+        print(f"{GRASPS} grasps, {sum(len(r.frame_t) for r in recs)} frames of 240x320, torch threads 1")
         for encoding in ("rgb8", "compressed"):
             bag = root / encoding
             write_bag(bag, recs, RecordOptions(encoding=encoding), progress=False)

@@ -30,7 +30,7 @@ def recs():
     r = synthetic_recordings(N, seed=SEED, no_part=0.25)
     empties = [float(x.gripper_w.min()) == 0.0 for x in r]
     assert any(empties) and not all(empties), "test data needs grasps with and without a part"
-    assert any(x.success for x in r) and not all(x.success for x in r)
+    assert any(x.label for x in r) and not all(x.label for x in r)
     return r
 
 
@@ -75,7 +75,7 @@ def test_round_trip_one_decision_per_grasp_with_labels_and_stamps(bags, recs, pr
     assert res.error is None and [g.grasp_id for g in res.grasps] == list(range(1, N + 1))
     rows = list(LabelTable.read(bags["mcap"].with_name("mcap.labels.csv")).rows)
     for g, rec, row in zip(res.grasps, recs, rows, strict=True):
-        assert g.label is rec.success and g.label_source == "topic"
+        assert g.label is rec.label and g.label_source == "topic"
         t_close = float(row["t_close"])
         if float(rec.gripper_w.min()) == 0.0:
             assert g.decision.verdict == Verdict.ABORT and g.decision.reason == "no_part_found"
@@ -340,38 +340,39 @@ def test_cli_record_then_eval(tmp_path, capsys) -> None:
 def _shard_trials(recs, streams: bool = True) -> list[dict]:
     out = []
     for r in recs:
-        img = r.frames_l[0]
-        t = {"object_name": b"cup", "is_gripping": int(bool(r.success))}
+        img = r.frames_left[0]
+        t = {"object_name": b"cup", "is_gripping": int(bool(r.label))}
         t.update({f"gelsight{f}_{p}": img for f in "AB" for p in ("before", "during", "after")})
         t.update({"sim_t_lift": r.t_lift, "sim_gripper_time": r.gripper_t, "sim_gripper_width": r.gripper_w})
         if streams:
-            t.update({"sim_gelsightA_stream": r.frames_l, "sim_gelsightA_stream_time": r.frames_t})
+            t.update({"sim_gelsightA_stream": r.frames_left, "sim_gelsightA_stream_time": r.frame_t})
         out.append(t)
     return out
 
 
 def test_simulated_shards_become_bags(recs, tmp_path) -> None:
+    from tactile_grasp_predictor.data.trial_streams import load_trial_streams
     from tactile_grasp_predictor.errors import DatasetError
-    from training.bag_record import recordings_from_shards
     from training.data.shard_writer import write_shard
 
     (tmp_path / "sims").mkdir()
     (tmp_path / "plain").mkdir()
     write_shard(tmp_path / "sims" / "s0.h5", _shard_trials(recs[:3]), compression_level=1)
-    got = list(recordings_from_shards([tmp_path / "sims"]))
-    assert [g.success for g in got] == [bool(r.success) for r in recs[:3]]
-    assert np.array_equal(got[1].frames_l, recs[1].frames_l) and got[1].t_lift == recs[1].t_lift
+    got = list(load_trial_streams([tmp_path / "sims"], require_streams=True))
+    assert [g.label for g in got] == [bool(r.label) for r in recs[:3]]
+    assert np.array_equal(got[1].frames_left, recs[1].frames_left) and got[1].t_lift == recs[1].t_lift
     write_bag(tmp_path / "b", got, RecordOptions(), progress=False)
     res = evaluate_bag(tmp_path / "b", None, labels=LabelTable.read(tmp_path / "b.labels.csv"))
-    assert [g.label for g in res.grasps] == [bool(r.success) for r in recs[:3]]
+    assert [g.label for g in res.grasps] == [bool(r.label) for r in recs[:3]]
     assert {g.label_source for g in res.grasps} == {"csv"}  # time windows of the sidecar
     write_shard(tmp_path / "plain" / "s0.h5", _shard_trials(recs[:1], streams=False), compression_level=1)
     with pytest.raises(DatasetError, match="--streams"):
-        list(recordings_from_shards([tmp_path / "plain"]))
+        list(load_trial_streams([tmp_path / "plain"], require_streams=True))
     assert not (tmp_path / "x").exists()
     with pytest.raises(DatasetError):
         write_bag(
-            tmp_path / "x", recordings_from_shards([tmp_path / "plain"]), RecordOptions(), progress=False
+            tmp_path / "x", load_trial_streams([tmp_path / "plain"], require_streams=True), RecordOptions(),
+            progress=False,
         )
     assert not (tmp_path / "x").exists(), "a failed recording leaves no half bag behind"
 

@@ -14,25 +14,26 @@ from tactile_grasp_msgs.msg import GraspDecision
 
 from helpers.rig import REALTIME_RERUNS, BrightnessPredictor, Rig, overrides
 from helpers.waiting import wait_for
+from tactile_grasp_predictor.data.trial_streams import TrialStreams, load_trial_streams
 from tactile_grasp_predictor.errors import DatasetError
 from tactile_grasp_predictor.ros.predictor_node import PredictorNode
-from tactile_grasp_predictor.ros.sim_robot_node import DRIVER_QOS, SimRobotNode, TrialPlayback, load_trials
+from tactile_grasp_predictor.ros.sim_robot_node import DRIVER_QOS, SimRobotNode
 
 pytestmark = REALTIME_RERUNS  # real-time DDS on a 2-core machine: rerun a stalled test
 
 
-def synthetic_trial(i: int, tb_value: int, label: bool, width_to: float = 0.03) -> TrialPlayback:
+def synthetic_trial(i: int, tb_value: int, label: bool, width_to: float = 0.03) -> TrialStreams:
     """Open 0.5 s, close at 0.12 m/s from 0.6 s, hold, lift at 1.8 s; frames at 30 Hz."""
     gt = np.arange(0.0, 2.4, 0.02)
     gw = np.where(gt < 0.6, 0.06, np.maximum(width_to, 0.06 - 0.12 * (gt - 0.6)))
     ft = np.arange(0.0, 2.4, 1 / 30)
     frames = np.where((ft < 0.6)[:, None, None, None], 90, tb_value).astype(np.uint8)
     frames = np.broadcast_to(frames, (len(ft), 24, 32, 3)).copy()
-    return TrialPlayback(f"synthetic:i{i}", label, gt, gw, ft, frames, t_lift=1.8)
+    return TrialStreams(f"synthetic:i{i}", label, gt, gw, ft, frames, t_lift=1.8)
 
 
 def run_closed_loop(context: rclpy.context.Context, sim: dict[str, object],
-                    trials: list[TrialPlayback] | None = None) -> tuple[SimRobotNode, list[GraspDecision],
+                    trials: list[TrialStreams] | None = None) -> tuple[SimRobotNode, list[GraspDecision],
                                                                           list[bool]]:
     rig = Rig(context)
     # Simulated objects can push the fingers back a little while closing: re-arm only on a real opening.
@@ -86,11 +87,11 @@ def test_replays_simulated_shards_with_streams(ros_context, tmp_path: Path) -> N
     args = parser.parse_args(["--trials", "3", "--out", str(tmp_path / "sim"), "--streams", "--workers", "1",
                               "--width", "64", "--height", "48", "--no-progress"])
     assert sim_cli.run(args) == 0
-    played = list(load_trials([str(tmp_path / "sim")]))
+    played = list(load_trial_streams([str(tmp_path / "sim")]))
     assert len(played) == 3 and not any(t.synthetic_stream for t in played)
     for t in played:
         assert t.frames_left.shape[1:] == (48, 64, 3) and t.t_lift > t.frame_t[0]
-        assert t.gripper_w[0] > t.gripper_w[-1] >= 0.0  # closed (on the object, or on nothing)
+        assert t.reported_width[0] > t.reported_width[-1] >= 0.0  # closed (on the object, or on nothing)
     robot, decisions, outcomes = run_closed_loop(
         ros_context, {"shards": str(tmp_path / "sim"), "rate": 1.0, "after_lift_s": 0.2, "gap_s": 0.3})
     assert len(robot.results) == 3
@@ -104,7 +105,7 @@ def test_replays_simulated_shards_with_streams(ros_context, tmp_path: Path) -> N
 
 def test_bad_shard_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="no shards"):
-        list(load_trials([str(tmp_path)]))
+        list(load_trial_streams([str(tmp_path)]))
 
 
 def test_trials_without_streams_are_replayed_from_key_images() -> None:
@@ -116,13 +117,13 @@ def test_trials_without_streams_are_replayed_from_key_images() -> None:
               "sim_t_after": 2.8}
     extras["sim_gripper_width"] = np.where(extras["sim_gripper_time"] < 0.6, 0.06, -0.001)
     trial = Trial("x.h5:i0", 0, "box", True, images, extras)
-    tr = TrialPlayback.from_trial(trial, camera_rate_hz=10.0)
+    tr = TrialStreams.from_trial(trial, camera_rate_hz=10.0)
     assert tr.synthetic_stream and tr.label is True and tr.t_lift == 2.0
-    assert tr.gripper_w.min() == 0.0, "widths are clamped to >= 0 as a WSG-50 reports them"
+    assert tr.gripper_w.min() == -0.001 and tr.reported_width.min() == 0.0, "reported as a WSG-50 does: >= 0"
     values = [int(f[0, 0, 0]) for f in tr.frames_left]
     by_time = dict(zip(np.round(tr.frame_t, 3), values, strict=True))
     assert by_time[0.5] == 10 and by_time[0.6] == 20 and by_time[2.7] == 20 and by_time[2.8] == 30
     missing = Trial("y.h5:i1", 1, "box", True, {}, {"sim_gripper_time": np.zeros(2),
                                                    "sim_gripper_width": np.zeros(2), "sim_t_lift": 1.0})
     with pytest.raises(DatasetError, match=r"y\.h5:i1: neither sim_gelsightA_stream"):
-        TrialPlayback.from_trial(missing)
+        TrialStreams.from_trial(missing)

@@ -21,9 +21,10 @@ GelSight wrappers publish them. Faults for robustness tests: dropped frames, jit
 stamps, frames with a wrong encoding. A ``<bag>.labels.csv`` sidecar (``t_start,t_end,label``
 in log time) is written beside every bag.
 
-Trials come from simulated shards (``tgp simulate --streams``: ``sim_gripper_*`` and
-``sim_gelsightA_stream*`` extras) or, with ``--synthetic N``, from a small built-in generator of
-gripper trajectories and frames (for tests and quick checks).
+Trials are :class:`~tactile_grasp_predictor.data.trial_streams.TrialStreams`: from simulated shards
+(``tgp simulate --streams``: ``sim_gripper_*`` and ``sim_gelsightA_stream*`` extras, read by
+``load_trial_streams``) or, with ``--synthetic N``, from a small built-in generator of gripper
+trajectories and frames (:func:`synthetic_recordings`, for tests and quick checks).
 """
 
 from __future__ import annotations
@@ -32,49 +33,21 @@ import argparse
 import csv
 import math
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tactile_grasp_predictor.errors import BagError, DatasetError
+from tactile_grasp_predictor.data.trial_streams import TrialStreams, load_trial_streams
+from tactile_grasp_predictor.errors import BagError
 from tactile_grasp_predictor.gripper import GraspState
 from tactile_grasp_predictor.wsg import STATUS_TYPES, VARIANTS, encode_status, stamp_fields
 
 EPOCH_S = 1_700_000_000.0  # log time of the first message: a fixed epoch keeps bags deterministic
 LEFT_JOINT = "wsg50_finger_left_joint"
 RIGHT_JOINT = "wsg50_finger_right_joint"
-
-
-@dataclass
-class GraspRecording:
-    """One grasp trial as time series, times in seconds from the trial start.
-
-    Attributes:
-        name: the trial's source (``<shard>:i<n>`` or ``synthetic:<k>``).
-        gripper_t, gripper_w: ``(T,)`` finger opening trajectory (m).
-        frames_t: ``(F,)`` capture times of the GelSight frames.
-        frames_l: ``(F, H, W, 3)`` uint8 RGB left (A) frames; ``frames_r`` the right (B) ones or None.
-        t_lift: when the lift starts; ``success`` the true outcome (None = unknown).
-
-    """
-
-    name: str
-    gripper_t: np.ndarray
-    gripper_w: np.ndarray
-    frames_t: np.ndarray
-    frames_l: np.ndarray
-    t_lift: float
-    success: bool | None
-    frames_r: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        assert self.gripper_t.ndim == 1 and self.gripper_t.shape == self.gripper_w.shape, self.name
-        assert self.frames_l.ndim == 4 and self.frames_l.shape[-1] == 3, self.name  # F x H x W x 3
-        assert len(self.frames_t) == len(self.frames_l), self.name
-        assert self.frames_l.dtype == np.uint8, self.name
 
 
 @dataclass
@@ -132,7 +105,7 @@ def synthetic_recordings(
     fps: float = 10.0,
     no_part: float = 0.15,
     frame_phase_s: float | None = None,
-) -> list[GraspRecording]:
+) -> list[TrialStreams]:
     """``n`` grasps with plausible WSG-50 trajectories and frames (not physics; for tests and demos).
 
     Fingers open at 80 mm, close at 100 mm/s onto an object (20–60 mm) or onto nothing
@@ -170,61 +143,8 @@ def synthetic_recordings(
             img = base + 60.0 * blob[..., None] * np.array([1.0, -0.5, 0.3], np.float32)
             img += noise.normal(0, 2.0, img.shape).astype(np.float32)
             frames[i] = np.clip(img, 0, 255).astype(np.uint8)
-        out.append(GraspRecording(f"synthetic:{k}", gt, gw, ft, frames, t_lift, success))
+        out.append(TrialStreams(f"synthetic:{k}", success, gt, gw, ft, frames, t_lift))
     return out
-
-
-SIM_KEYS = ("sim_gripper_time", "sim_gripper_width", "sim_gelsightA_stream", "sim_gelsightA_stream_time")
-
-
-def recordings_from_shards(
-    paths: Sequence[Path], limit: int | None = None, right: bool = False
-) -> Iterator[GraspRecording]:
-    """Yield simulated trials (with ``sim_*`` streams) from shards or directories, one at a time."""
-    from tactile_grasp_predictor.data.calandra import CalandraShard, index_shards
-
-    keys = SIM_KEYS + (("sim_gelsightB_stream", "sim_gelsightB_stream_time") if right else ())
-    files: list[Path] = []
-    for p in map(Path, paths):
-        files += sorted(p.glob("*.h5")) if p.is_dir() else [p]
-    index = index_shards(files)
-    refs = list(getattr(index, "refs", index))
-    if not refs:
-        raise DatasetError(f"{', '.join(map(str, paths))}: no trials found")
-    count = 0
-    current: tuple[Path, Any] | None = None
-    try:
-        for ref in refs:
-            if limit is not None and count >= limit:
-                break
-            if current is None or current[0] != Path(ref.path):
-                if current is not None:
-                    current[1].__exit__(None, None, None)
-                shard = CalandraShard(ref.path)
-                current = (Path(ref.path), shard.__enter__())
-            try:
-                trial = current[1].read(ref.index, keys=keys)
-            except DatasetError as exc:
-                raise DatasetError(f"{exc} (bags need shards from `tgp simulate --streams`)") from exc
-            ex = trial.extras
-            missing = [k for k in keys if k not in ex]
-            if missing:
-                raise DatasetError(f"{trial.source}: no {missing}; simulate with --streams to record bags")
-            t_lift = float(ex.get("sim_t_lift", ex["sim_gripper_time"][-1]))
-            yield GraspRecording(
-                trial.source,
-                np.asarray(ex["sim_gripper_time"], np.float64),
-                np.asarray(ex["sim_gripper_width"], np.float64),
-                np.asarray(ex["sim_gelsightA_stream_time"], np.float64),
-                np.asarray(ex["sim_gelsightA_stream"]),
-                t_lift,
-                bool(trial.is_gripping),
-                np.asarray(ex["sim_gelsightB_stream"]) if right else None,
-            )
-            count += 1
-    finally:
-        if current is not None:
-            current[1].__exit__(None, None, None)
 
 
 # ------------------------------------------------------------------------------ writing
@@ -261,7 +181,7 @@ def status_message(ts: Any, variant: str, state: GraspState, width: float, stamp
 
 
 def write_bag(
-    path: Path, recordings: Iterable[GraspRecording], opts: RecordOptions | None = None, progress: bool = True
+    path: Path, recordings: Iterable[TrialStreams], opts: RecordOptions | None = None, progress: bool = True
 ) -> list[dict[str, Any]]:
     """Write ``recordings`` one after another into a new bag at ``path``; return per-grasp rows.
 
@@ -402,15 +322,16 @@ def write_bag(
                         phase = "no_part" if wv < 0.0015 else "holding"
                     status = status_message(ts, opts.status, PHASE_STATES[phase], float(wv), None)
                     put(opts.status_topic, recv(tt), status)
-            for i, t in enumerate(rec.frames_t):
+            for i, t in enumerate(rec.frame_t):
                 if opts.drop_frames > 0 and rng.random() < opts.drop_frames:
                     continue
                 tt = t0 + float(t)
-                put(opts.image_topic + suffix, recv(tt), image_msg(rec.frames_l[i], tt, "gelsight_left"))
-                if opts.right and rec.frames_r is not None:
-                    put(opts.right_topic + suffix, recv(tt), image_msg(rec.frames_r[i], tt, "gelsight_right"))
-            if opts.outcome and rec.success is not None:
-                put(opts.outcome_topic, recv(t0 + t_end), bool_t(data=bool(rec.success)))
+                put(opts.image_topic + suffix, recv(tt), image_msg(rec.frames_left[i], tt, "gelsight_left"))
+                if opts.right and rec.frames_right is not None:
+                    right = image_msg(rec.frames_right[i], tt, "gelsight_right")
+                    put(opts.right_topic + suffix, recv(tt), right)
+            if opts.outcome and rec.label is not None:
+                put(opts.outcome_topic, recv(t0 + t_end), bool_t(data=bool(rec.label)))
             for topic, rate in opts.extra_topics.items():
                 for t in np.arange(0.0, float(gt[-1]), 1.0 / rate):
                     put(topic, recv(t0 + float(t)), bool_t(data=False))
@@ -418,11 +339,11 @@ def write_bag(
             rows.append(
                 {
                     "trial": k + 1,
-                    "source": rec.name,
+                    "source": rec.source,
                     "t_start": round(EPOCH_S + t0, 6),
                     "t_end": round(EPOCH_S + t_stop + dt, 6),  # = the next trial's start
                     "t_close": round(EPOCH_S + t0 + t_close, 6) if np.isfinite(t_close) else "",
-                    "label": "" if rec.success is None else int(rec.success),
+                    "label": "" if rec.label is None else int(rec.label),
                 }
             )
             t0 = t_stop + dt
@@ -511,9 +432,9 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
         if args.synthetic:
-            recs: Iterable[GraspRecording] = synthetic_recordings(args.synthetic, seed=args.seed)
+            recs: Iterable[TrialStreams] = synthetic_recordings(args.synthetic, seed=args.seed)
         elif args.shards:
-            recs = recordings_from_shards(args.shards, limit=args.limit, right=args.right)
+            recs = load_trial_streams(args.shards, args.limit, right=args.right, require_streams=True)
         else:
             raise BagError("tgp bag record: give simulated shards or --synthetic N")
         rows = write_bag(out, recs, opts)

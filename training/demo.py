@@ -237,8 +237,9 @@ def live(sim_dir: Path, bundle: Path, n: int, rate: float, backend: str, progres
     from tactile_grasp_msgs.msg import GraspDecision
     from tqdm import tqdm
 
+    from tactile_grasp_predictor.data.trial_streams import load_trial_streams
     from tactile_grasp_predictor.ros.conversions import stamp_to_float
-    from tactile_grasp_predictor.ros.sim_robot_node import SimRobotNode, TrialResult, load_trials
+    from tactile_grasp_predictor.ros.sim_robot_node import SimRobotNode, TrialResult
     from tactile_grasp_predictor.ros.spin import stop_node_process
 
     domain = str(100 + os.getpid() % 100)  # a private DDS domain: other ROS users are not disturbed
@@ -279,7 +280,8 @@ def live(sim_dir: Path, bundle: Path, n: int, rate: float, backend: str, progres
     listener = Node("demo_listener", context=context)
     listener.create_subscription(GraspDecision, "/predictor_node/decision", on_decision, 50)
     listener.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
-    robot = SimRobotNode(context=context, trials=load_trials([sim_dir], n), on_result=on_result,
+    trials = load_trial_streams([sim_dir], n or None)
+    robot = SimRobotNode(context=context, trials=trials, on_result=on_result,
                          autostart=False,
                          parameter_overrides=[Parameter("closed_loop", value=True),
                                               Parameter("rate", value=float(rate)),

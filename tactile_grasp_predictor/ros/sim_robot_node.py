@@ -15,13 +15,11 @@ has (or would have had), so a demo can score every decision.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,7 +32,8 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool
 from tactile_grasp_msgs.msg import GraspDecision
 
-from tactile_grasp_predictor.errors import DatasetError, TgpError
+from tactile_grasp_predictor.data.trial_streams import TrialStreams, load_trial_streams
+from tactile_grasp_predictor.errors import TgpError
 from tactile_grasp_predictor.ros.conversions import finger_joint_state, rgb_to_image
 from tactile_grasp_predictor.ros.params import ParamSpec, check_all, declare_all
 from tactile_grasp_predictor.ros.spin import spin_node_main
@@ -81,113 +80,6 @@ PARAMETERS: tuple[ParamSpec, ...] = (
 
 
 @dataclass
-class TrialPlayback:
-    """One trial as the drivers would see it (times in seconds from the trial start).
-
-    Attributes:
-        source: where the trial came from (``file:i<n>``).
-        label: the true outcome (lift succeeded), ``None`` if unknown.
-        gripper_t, gripper_w: the finger opening trajectory ``# T``, metres.
-        frame_t: frame times ``# F``; frames_left / frames_right: ``# F x H x W x 3`` RGB uint8.
-        t_lift: when the robot lifts (closed loop waits for the decision just before).
-
-    """
-
-    source: str
-    label: bool | None
-    gripper_t: np.ndarray
-    gripper_w: np.ndarray
-    frame_t: np.ndarray
-    frames_left: np.ndarray
-    t_lift: float
-    frames_right: np.ndarray | None = None
-    synthetic_stream: bool = False  # frames made from the before/during/after key images
-
-    def __post_init__(self) -> None:
-        assert self.gripper_t.shape == self.gripper_w.shape and self.gripper_t.ndim == 1, self.source
-        assert len(self.frame_t) == len(self.frames_left) > 0, self.source
-        assert self.frames_left.ndim == 4 and self.frames_left.shape[-1] == 3, self.frames_left.shape
-        assert np.all(np.diff(self.gripper_t) >= 0) and np.all(np.diff(self.frame_t) >= 0), self.source
-
-    @property
-    def t_end(self) -> float:
-        """The last event of the trial."""
-        return float(max(self.gripper_t[-1], self.frame_t[-1]))
-
-    @property
-    def open_width(self) -> float:
-        """The opening at the trial start (the gripper returns to it between trials)."""
-        return float(self.gripper_w[0])
-
-    @staticmethod
-    def from_trial(trial: Any, camera_rate_hz: float = 30.0) -> TrialPlayback:
-        """From a reader ``Trial`` with the simulator's ``sim_*`` extras.
-
-        Uses the recorded GelSight streams when present; otherwise builds a stream from the
-        key images (``before`` until the closing starts, ``during`` while closed, ``after``
-        from ``sim_t_after``) at ``camera_rate_hz`` and marks it ``synthetic_stream``.
-        """
-        ex = trial.extras
-        src = trial.source
-        for key in ("sim_gripper_time", "sim_gripper_width"):
-            if key not in ex:
-                raise DatasetError(f"{src}: no {key} (simulate with the gripper trajectory)")
-        gt = np.asarray(ex["sim_gripper_time"], dtype=np.float64)
-        gw = np.maximum(np.asarray(ex["sim_gripper_width"], dtype=np.float64), 0.0)  # a WSG-50 reports >= 0
-        t_lift = float(ex.get("sim_t_lift", np.nan))
-        if not math.isfinite(t_lift):
-            raise DatasetError(f"{src}: no sim_t_lift attribute")
-        right = None
-        if "sim_gelsightA_stream" in ex and "sim_gelsightA_stream_time" in ex:
-            ft = np.asarray(ex["sim_gelsightA_stream_time"], dtype=np.float64)
-            left = np.asarray(ex["sim_gelsightA_stream"])
-            if "sim_gelsightB_stream" in ex:
-                right = np.asarray(ex["sim_gelsightB_stream"])
-            return TrialPlayback(src, bool(trial.is_gripping), gt, gw, ft, left, t_lift, right)
-        images = trial.images
-        keys = ("gelsightA_before", "gelsightA_during", "gelsightA_after")
-        if any(k not in images for k in keys):
-            raise DatasetError(f"{src}: neither sim_gelsightA_stream nor the key images {keys}")
-        t_close = float(ex.get("sim_t_close", gt[0]))
-        t_after = float(ex.get("sim_t_after", gt[-1]))
-        ft = np.arange(gt[0], max(gt[-1], t_after) + 1e-9, 1.0 / camera_rate_hz)
-        which = np.where(ft < t_close, 0, np.where(ft < t_after, 1, 2))
-        stack = np.stack([images[k] for k in keys])
-        return TrialPlayback(src, bool(trial.is_gripping), gt, gw, ft, stack[which], t_lift,
-                             synthetic_stream=True)
-
-
-def load_trials(paths: Sequence[str | Path], max_trials: int = 0, camera_rate_hz: float = 30.0
-                ) -> Iterator[TrialPlayback]:
-    """Trials of simulated shards (files or directories of ``*.h5``), one at a time."""
-    from tactile_grasp_predictor.data.calandra import CalandraShard
-
-    files: list[Path] = []
-    for p in map(Path, paths):
-        files.extend(sorted(p.glob("*.h5")) if p.is_dir() else [p])
-    if not files:
-        raise DatasetError(f"no shards in {', '.join(map(str, paths))}")
-    keys = ("gelsightA_before", "gelsightA_during", "gelsightA_after", "sim_gripper_time",
-            "sim_gripper_width", "sim_gelsightA_stream", "sim_gelsightA_stream_time")
-    n = 0
-    for f in files:
-        with CalandraShard(f) as shard:
-            for i in shard.trial_indices():
-                if max_trials and n >= max_trials:
-                    return
-                yield TrialPlayback.from_trial(_read_available(shard, i, keys), camera_rate_hz)
-                n += 1
-
-
-def _read_available(shard: Any, index: int, keys: Sequence[str]) -> Any:
-    """Read the keys a trial has (streams are optional)."""
-    try:
-        return shard.read(index, keys=tuple(keys))
-    except DatasetError:
-        return shard.read(index, keys=tuple(k for k in keys if "stream" not in k))
-
-
-@dataclass
 class TrialResult:
     """What happened to one replayed trial."""
 
@@ -209,26 +101,26 @@ class _Event:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _events(tr: TrialPlayback, t0: float, t1: float, include_end: bool = False) -> list[_Event]:
+def _events(tr: TrialStreams, t0: float, t1: float, include_end: bool = False) -> list[_Event]:
     """Joint and frame events with ``t0 <= t < t1`` (``<= t1`` if ``include_end``), time ordered."""
     def inside(t: float) -> bool:
         return t0 <= t < t1 or (include_end and t == t1)
 
-    ev = [_Event(float(t), "joint", width=float(w)) for t, w in zip(tr.gripper_t, tr.gripper_w, strict=True)
-          if inside(float(t))]
+    ev = [_Event(float(t), "joint", width=float(w))
+          for t, w in zip(tr.gripper_t, tr.reported_width, strict=True) if inside(float(t))]
     ev += [_Event(float(t), "frame", index=i) for i, t in enumerate(tr.frame_t) if inside(float(t))]
     ev.sort(key=lambda e: (e.t, e.kind != "joint"))
     return ev
 
 
 class SimRobotNode(Node):
-    """Replays :class:`TrialPlayback` trials as WSG-50 + GelSight drivers (see the module docstring)."""
+    """Replays :class:`TrialStreams` trials as WSG-50 + GelSight drivers (see the module docstring)."""
 
     def __init__(
         self,
         node_name: str = "sim_robot_node",
         *,
-        trials: Iterable[TrialPlayback] | None = None,
+        trials: Iterable[TrialStreams] | None = None,
         on_result: Callable[[TrialResult], None] | None = None,
         autostart: bool = True,
         **kwargs: Any,
@@ -301,7 +193,7 @@ class SimRobotNode(Node):
         if self._img_r_pub is not None and right is not None:
             self._img_r_pub.publish(rgb_to_image(right, enc, stamp, "gelsight_right"))
 
-    def _play(self, tr: TrialPlayback, events: list[_Event], t_origin: float, wall_origin: float) -> bool:
+    def _play(self, tr: TrialStreams, events: list[_Event], t_origin: float, wall_origin: float) -> bool:
         """Publish ``events`` at ``wall_origin + (t - t_origin) / rate``; False if stopped."""
         rate = float(self.values["rate"])
         for e in events:
@@ -346,14 +238,16 @@ class SimRobotNode(Node):
         return False
 
     # ---------------------------------------------------------------- the trial loop
-    def _trial_source(self) -> Iterator[TrialPlayback]:
+    def _trial_source(self) -> Iterator[TrialStreams]:
         v = self.values
         while True:
             if self._trials is not None:
                 yield from self._trials
             else:
                 shards = [s.strip() for s in str(v["shards"]).split(",") if s.strip()]
-                yield from load_trials(shards, int(v["max_trials"]), float(v["camera_rate_hz"]))
+                yield from load_trial_streams(shards, int(v["max_trials"]) or None,
+                                              right=bool(v["right_image_topic"]),
+                                              camera_rate_hz=float(v["camera_rate_hz"]))
             if not v["loop"]:
                 return
 
@@ -376,7 +270,7 @@ class SimRobotNode(Node):
         finally:
             self.done.set()
 
-    def _play_trial(self, index: int, tr: TrialPlayback) -> TrialResult | None:
+    def _play_trial(self, index: int, tr: TrialStreams) -> TrialResult | None:
         v = self.values
         rate = float(v["rate"])
         wall0 = time.monotonic()
