@@ -1,17 +1,16 @@
-"""Gripper input for the trigger: samples, firmware grasp states, and driver adapters.
+"""Gripper input for the trigger: samples, firmware grasp states, and the JointState adapter.
 
 Drivers of the WSG-50 disagree (see ``docs/trigger.md``), so the trigger reads the
 common denominator: the finger opening from a ``sensor_msgs/JointState``, optionally
-sharpened by a "moving" flag and a grasp state from one of the three status variants.
-Everything here takes plain values (strings, ints, floats, sequences), never ROS
-messages, so the node and the bag replay call the same code.
+sharpened by a "moving" flag and a grasp state from one of the three status variants
+(decoded in :mod:`tactile_grasp_predictor.wsg`). Everything here takes plain values
+(strings, floats, sequences), never ROS messages, so the node and the bag replay call the
+same code.
 
 Example:
     >>> cfg = JointWidthConfig(("left", "right"))
     >>> width_from_joint_state(["left", "right"], [-0.02, 0.02], cfg)
     0.04
-    >>> grasp_state_from_ros2_status("Grasp completed", object_grasped=False)
-    <GraspState.NO_PART_FOUND: 2>
 
 """
 
@@ -24,9 +23,6 @@ from enum import IntEnum
 from typing import Literal
 
 from tactile_grasp_predictor.errors import ConfigError
-
-#: Widths reported in millimetres (ROS 1 driver, ROS 2 port) times this give metres.
-MM_TO_M = 0.001
 
 #: Upper bound of a plausible finger opening in metres (WSG-50 stroke 0.110 m, with margin).
 MAX_PLAUSIBLE_WIDTH_M = 1.0
@@ -149,70 +145,3 @@ def width_from_joint_state(
 ) -> float | None:
     """Finger opening in metres, or ``None`` (see :func:`joint_state_width` for the reason)."""
     return joint_state_width(names, positions, cfg)[0]
-
-
-# ROS 1 reference driver: ``status`` holds system flag text, not a grasp state.
-_ROS1_ERROR_WORDS = ("ERROR", "FAULT", "FAST_STOP", "FAST STOP", "OVERDRIVE", "TEMP_FAULT")
-
-
-def grasp_state_from_ros1_status(status: str) -> GraspState | None:
-    """Grasp state from the ROS 1 driver's system-flag text.
-
-    The flags say nothing about a grasp, only about faults: error/fault/fast-stop flags
-    give :attr:`GraspState.ERROR`, anything else ``None`` (unknown).
-    """
-    text = status.upper()
-    if any(w in text for w in _ROS1_ERROR_WORDS):
-        return GraspState.ERROR
-    return None
-
-
-def moving_from_ros1_status(status: str) -> bool | None:
-    """Read the moving flag from the ROS 1 driver's system-flag text (``None`` if empty)."""
-    text = status.strip().upper()
-    if not text:
-        return None
-    return "MOVING" in text
-
-
-def width_m_from_status_mm(width_mm: float) -> float | None:
-    """Metres from a status width in millimetres; ``None`` if not finite or implausible."""
-    return plausible_width(float(width_mm) * MM_TO_M)
-
-
-def grasp_state_from_ros2_status(status: str, object_grasped: bool | None = None) -> GraspState | None:
-    """Grasp state from the ROS 2 port's status text (e.g. ``"Grasp completed"``).
-
-    ``"Grasp completed"`` means HOLDING when ``object_grasped`` is true and NO_PART_FOUND
-    when it is false (unknown stays ``None``). Unknown text gives ``None``.
-    """
-    text = " ".join(status.lower().split())
-    if not text:
-        return None
-    if "error" in text or "fault" in text or "fail" in text:
-        return GraspState.ERROR
-    if "grasp" in text and "progress" in text:
-        return GraspState.GRASPING
-    if "grasp" in text and ("complete" in text or "done" in text):
-        if object_grasped is None:
-            return None
-        return GraspState.HOLDING if object_grasped else GraspState.NO_PART_FOUND
-    if "lost" in text:
-        return GraspState.PART_LOST
-    if "release" in text and "progress" in text:
-        return GraspState.RELEASING
-    if "release" in text and ("complete" in text or "done" in text):
-        return GraspState.IDLE
-    if ("move" in text or "homing" in text) and "progress" in text:
-        return GraspState.POSITIONING
-    if "idle" in text or (("move" in text or "homing" in text) and "complete" in text):
-        return GraspState.IDLE
-    return None
-
-
-def grasp_state_from_id(grasping_state_id: int) -> GraspState | None:
-    """Grasp state from the fork's ``grasping_state_id`` (``None`` outside 0..7)."""
-    try:
-        return GraspState(int(grasping_state_id))
-    except ValueError:
-        return None
