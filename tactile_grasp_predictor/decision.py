@@ -3,7 +3,9 @@
 :class:`Decision` carries the fields of ``tactile_grasp_msgs/GraspDecision`` (the ROS
 adapter fills the header). :func:`decide` runs the predictor on a
 :class:`~tactile_grasp_predictor.gate.SnapshotReady`; :func:`abort_decision` turns a
-:class:`~tactile_grasp_predictor.gate.GraspAborted` into an ABORT without a model.
+:class:`~tactile_grasp_predictor.gate.GraspAborted` into an ABORT without a model. Both
+leave the timing unstamped (``latency_ms`` NaN, ``t_decision`` the trigger time): the
+:class:`~tactile_grasp_predictor.session.GraspSession` stamps every decision on one clock.
 
 Example:
     >>> import numpy as np
@@ -14,9 +16,9 @@ Example:
     ...         return 0.5
     >>> img = np.zeros((2, 2, 3), np.uint8)
     >>> snap = SnapshotReady(1, Frame(0.0, None, img), Frame(1.0, 7.0, img), 1.0)
-    >>> d = decide(snap, Half(), threshold=0.4, now=1.002)
-    >>> (d.verdict.name, d.reason, d.ta_stamp, d.tb_stamp, round(d.latency_ms, 3))
-    ('LIFT', 'model', 0.0, 7.0, 2.0)
+    >>> d = decide(snap, Half(), threshold=0.4)
+    >>> (d.verdict.name, d.reason, d.p_success, d.ta_stamp, d.tb_stamp)
+    ('LIFT', 'model', 0.5, 0.0, 7.0)
 
 """
 
@@ -59,7 +61,8 @@ class Decision:
 
     ``ta_stamp``/``tb_stamp`` are the frames' header stamps, or their receive times
     where the header was empty, ``None`` where there was no such frame. ``p_success``
-    is NaN where no model ran.
+    is NaN where no model ran. ``latency_ms`` (Tb trigger → decision, NaN where no grasp
+    was decided) and ``t_decision`` (core clock) are stamped by the session.
     """
 
     grasp_id: int
@@ -88,25 +91,26 @@ def _model_id(predictor: object) -> str:
         return ""
 
 
-def decide(snapshot: SnapshotReady, predictor: Predicting | None, threshold: float, now: float) -> Decision:
+def decide(snapshot: SnapshotReady, predictor: Predicting | None, threshold: float) -> Decision:
     """Run the predictor on Ta/Tb and decide; any failure gives ABORT with its reason.
 
     LIFT only when ``p_success >= threshold`` with a finite ``p_success`` in [0, 1] and a
-    threshold in [0, 1]. Reasons: ``model`` (the model decided), ``bad_frame``
-    (:class:`FrameError`), ``model_unavailable`` (no predictor, :class:`BundleError`),
-    ``model_error`` (any other exception, NaN or out-of-range p), ``bad_threshold``.
+    threshold in [0, 1]. Reasons: ``model`` (the model decided), ``model_unavailable`` (no
+    predictor, :class:`BundleError`), ``bad_threshold``, ``bad_frame`` (:class:`FrameError`,
+    also from decoding an undecoded frame), ``model_error`` (any other exception, NaN or
+    out-of-range p). The timing is left for the session to stamp.
     """
     model_id = _model_id(predictor) if predictor is not None else ""
     p = math.nan
     reason = Reason.MODEL
     thr_ok = isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0  # NaN fails both
-    if not thr_ok:
-        reason = Reason.BAD_THRESHOLD
-    elif predictor is None:
+    if predictor is None:
         reason = Reason.MODEL_UNAVAILABLE
+    elif not thr_ok:
+        reason = Reason.BAD_THRESHOLD
     else:
         try:
-            p = float(predictor.predict(snapshot.ta.image, snapshot.tb.image))
+            p = float(predictor.predict(snapshot.ta.pixels(), snapshot.tb.pixels()))
         except FrameError:
             reason = Reason.BAD_FRAME
         except BundleError:
@@ -124,15 +128,15 @@ def decide(snapshot: SnapshotReady, predictor: Predicting | None, threshold: flo
         threshold=float(threshold) if isinstance(threshold, (int, float)) else math.nan,
         ta_stamp=frame_stamp(snapshot.ta),
         tb_stamp=frame_stamp(snapshot.tb),
-        latency_ms=(now - snapshot.t_trigger) * 1000.0,
+        latency_ms=math.nan,
         reason=reason,
         model_id=model_id,
-        t_decision=now,
+        t_decision=snapshot.t_trigger,
     )
 
 
-def abort_decision(event: GraspAborted, threshold: float, now: float, model_id: str = "") -> Decision:
-    """ABORT for a grasp the gate ended without the model (``p_success`` NaN)."""
+def abort_decision(event: GraspAborted, threshold: float, model_id: str = "") -> Decision:
+    """ABORT for a grasp the gate ended without the model (``p_success`` NaN; timing unstamped)."""
     return Decision(
         grasp_id=event.grasp_id,
         verdict=Verdict.ABORT,
@@ -140,8 +144,8 @@ def abort_decision(event: GraspAborted, threshold: float, now: float, model_id: 
         threshold=float(threshold),
         ta_stamp=frame_stamp(event.ta),
         tb_stamp=frame_stamp(event.tb),
-        latency_ms=max(0.0, (now - event.t) * 1000.0),
+        latency_ms=math.nan,
         reason=event.reason,
         model_id=model_id,
-        t_decision=now,
+        t_decision=event.t,
     )

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -64,15 +64,39 @@ class Reason:
     MODEL_ERROR = "model_error"  #: the model raised or gave no probability in [0, 1]
     BAD_THRESHOLD = "bad_threshold"  #: the decision threshold is not in [0, 1]
     CLOCK_RESET = "clock_reset"  #: time jumped back (looping bag, restarted simulation)
+    OVERLOADED = "overloaded"  #: the node's inference queue was full
+    CANCELLED = "cancelled"  #: (action only) the goal was cancelled before a decision
+
+
+class PixelSource(Protocol):
+    """Pixels kept undecoded until needed (a bag's raw message): :meth:`decode` gives RGB."""
+
+    @property
+    def decoded(self) -> bool:
+        """Whether :meth:`decode` has run already."""
+        ...
+
+    def decode(self) -> np.ndarray:
+        """RGB uint8 ``H x W x 3``; raises :class:`~tactile_grasp_predictor.errors.FrameError`."""
+        ...
 
 
 @dataclass(frozen=True, eq=False)
 class Frame:
-    """One tactile frame: time ``t`` (the time base's clock), header ``stamp`` (``None`` if empty), RGB."""
+    """One tactile frame: time ``t`` (the time base's clock), header ``stamp`` (``None`` if empty), RGB.
+
+    ``source``: where the pixels come from when they are decoded only if the frame becomes Ta
+    or Tb (the bag replay); ``image`` is then a placeholder and :meth:`pixels` decodes.
+    """
 
     t: float
     stamp: float | None
     image: np.ndarray  # H x W x 3 uint8 RGB
+    source: PixelSource | None = None
+
+    def pixels(self) -> np.ndarray:
+        """Return the RGB image, decoding it from ``source`` now if needed (:class:`FrameError`)."""
+        return self.source.decode() if self.source is not None else self.image
 
 
 @dataclass(frozen=True)

@@ -419,3 +419,26 @@ class GraspPhaseTracker:
         self._min_width = None
         self._steady.clear()
         events.append(Opened(t))
+
+
+class GripperOnlyBaseline:
+    """What the gripper alone would decide: LIFT whenever it settles not fully closed (or HOLDING).
+
+    ABORT on no part, a fault, or opening before it settled. A tracker of its own, fed every
+    gripper sample the gate gets (``GraspSession(on_sample=baseline)``); the replay report
+    compares the model against it.
+    """
+
+    def __init__(self, config: TriggerConfig | None = None) -> None:
+        self.tracker = GraspPhaseTracker(config or TriggerConfig())
+        self.verdicts: dict[int, bool] = {}  # grasp id -> LIFT?
+
+    def __call__(self, sample: GripperSample) -> None:
+        """Feed one gripper sample."""
+        for ev in self.tracker.update(sample):
+            if isinstance(ev, Settled):
+                self.verdicts.setdefault(ev.grasp_id, True)
+            elif isinstance(ev, NoPart | GripperFault):
+                self.verdicts.setdefault(ev.grasp_id, False)
+            elif isinstance(ev, Opened):  # opened before settling
+                self.verdicts.setdefault(self.tracker.grasp_id, False)

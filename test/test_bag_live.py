@@ -36,6 +36,7 @@ def test_offline_and_live_replay_give_the_same_decisions_on_every_grasp(tmp_path
     from tactile_grasp_predictor.replay.compare import compare_decisions
     from tactile_grasp_predictor.replay.evaluate import evaluate_bag
     from tactile_grasp_predictor.ros.bag_player import live_replay
+    from tactile_grasp_predictor.session import SessionConfig
     from tactile_grasp_predictor.tracker import TriggerConfig
     from training.bag_record import RecordOptions, synthetic_recordings, write_bag
 
@@ -45,7 +46,7 @@ def test_offline_and_live_replay_give_the_same_decisions_on_every_grasp(tmp_path
     write_bag(bag, recs, RecordOptions(storage="mcap", joint_rate_hz=50.0, jitter_s=0.002, seed=1),
               progress=False)
     predictor = Predictor.from_bundle(make_random_bundle(tmp_path / "bundle", size=32))
-    offline = evaluate_bag(bag, predictor, trigger=TriggerConfig())
+    offline = evaluate_bag(bag, predictor, session=SessionConfig(trigger=TriggerConfig()))
     assert len(offline.grasps) == N
     assert {g.decision.reason for g in offline.grasps} >= {"model", "no_part_found"}
     params = {"image_topic": "/gelsight_left/image_raw", "joint_states_topic": "/wsg50/joint_states",
@@ -59,6 +60,44 @@ def test_offline_and_live_replay_give_the_same_decisions_on_every_grasp(tmp_path
     assert live.frames_accepted == offline.frames
     with BagSource(bag) as src:
         assert live.gripper_accepted == src.counts["/wsg50/joint_states"]  # no JointState lost either
+
+
+@needs_node
+@pytest.mark.parametrize("model", [True, False], ids=["model", "no-model"])
+def test_bad_frames_and_empty_stamps_get_the_same_decisions_live_and_offline(tmp_path: Path,
+                                                                              model: bool) -> None:
+    """Malformed frames (93 % refused encodings), no image stamps, with and without a model.
+
+    Frame-starved grasps become ``bad_frame`` by the session's reason rule, offline as live;
+    without a model every grasp that reaches Tb is ``model_unavailable``. The node runs on
+    the bag's ``/clock`` (empty stamps: the receive time is the only time), as ``tgp bag
+    compare --clock`` does.
+    """
+    import torch
+
+    from helpers.bundles import make_random_bundle
+    from tactile_grasp_predictor.predictor import Predictor
+    from tactile_grasp_predictor.replay.compare import compare_decisions
+    from tactile_grasp_predictor.replay.evaluate import evaluate_bag
+    from tactile_grasp_predictor.ros.bag_player import live_replay
+    from training.bag_record import RecordOptions, synthetic_recordings, write_bag
+
+    torch.set_num_threads(1)
+    n = 8
+    bag = tmp_path / "faulty"
+    write_bag(bag, synthetic_recordings(n, seed=5, no_part=0.1, fps=30.0),
+              RecordOptions(bad_encoding=0.93, empty_stamps=True, seed=5), progress=False)
+    predictor = Predictor.from_bundle(make_random_bundle(tmp_path / "bundle", size=32)) if model else None
+    offline = evaluate_bag(bag, predictor)
+    reasons = {g.decision.reason for g in offline.grasps}
+    assert len(offline.grasps) == n and "bad_frame" in reasons, reasons
+    assert ("model" if model else "model_unavailable") in reasons, reasons
+    params = {"image_topic": "/gelsight_left/image_raw", "joint_states_topic": "/wsg50/joint_states",
+              "image_qos": "reliable", "gripper_qos": "reliable"}
+    live = live_replay(bag, predictor, params, rate=2.0, clock=True, expected=n)
+    cmp = compare_decisions(offline, live.decisions)
+    assert cmp.all_identical, f"{len(cmp.mismatches)} grasps differ:\n" + "\n".join(cmp.mismatches)
+    assert int(live.diagnostics["stamp_fallbacks"]) > 0 and offline.stamp_fallbacks > 0
 
 
 @needs_node

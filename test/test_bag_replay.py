@@ -18,6 +18,7 @@ from tactile_grasp_predictor.predictor import Predictor
 from tactile_grasp_predictor.replay.bag_source import BagSource, FrameItem, TopicSelection
 from tactile_grasp_predictor.replay.evaluate import LabelTable, evaluate_bag, evaluate_bags
 from tactile_grasp_predictor.replay.report import compute_metrics, write_report
+from tactile_grasp_predictor.session import SessionConfig
 from training.bag_record import RecordOptions, synthetic_recordings, write_bag
 
 torch.set_num_threads(1)
@@ -238,7 +239,7 @@ def test_header_time_base_makes_decisions_independent_of_receive_jitter(recs, pr
     assert decisions(jit) == decisions(calm)
     assert {g.decision.reason for g in calm.grasps} >= {"model", "no_part_found"}
     # receive times: the Ta/Tb choice follows the jittered log times (what `--time-base receive` gives)
-    by_receive = evaluate_bag(tmp_path / "jit", predictor, time_base="receive")
+    by_receive = evaluate_bag(tmp_path / "jit", predictor, session=SessionConfig(time_base="receive"))
     assert by_receive.time_base == "receive" and by_receive.stamp_fallbacks == 0
     assert [g.decision.reason for g in by_receive.grasps] == [g.decision.reason for g in calm.grasps]
 
@@ -378,7 +379,7 @@ def test_simulated_shards_become_bags(recs, tmp_path) -> None:
 
 
 def test_eval_uses_the_node_parameter_file(bags, tmp_path, capsys) -> None:
-    from training.bag_cli import node_params, trigger_from_params
+    from tactile_grasp_predictor.node_config import config_from_file, read_param_file
     from training.cli import main
 
     cfg = tmp_path / "robot.yaml"
@@ -387,9 +388,9 @@ def test_eval_uses_the_node_parameter_file(bags, tmp_path, capsys) -> None:
         "    joint_states_topic: /wsg50/joint_states\n    threshold: 0.0\n"
         "    trigger:\n      settle_window_s: 0.4\n      max_stamp_lag_s: -1.0\n"
     )
-    params = node_params(cfg)
+    params = read_param_file(cfg)
     assert params["trigger.settle_window_s"] == 0.4 and params["image_topic"] == "/gelsight_left/image_raw"
-    trig = trigger_from_params(params)
+    trig = config_from_file(cfg).trigger
     assert trig.settle_window_s == 0.4 and trig.max_stamp_lag_s is None
     assert main(["bag", "eval", str(bags["mcap"]), "--params", str(cfg), "--out", str(tmp_path / "r")]) == 0
     doc = json.loads((tmp_path / "r" / "report.json").read_text())
@@ -398,6 +399,9 @@ def test_eval_uses_the_node_parameter_file(bags, tmp_path, capsys) -> None:
     cfg.write_text("/predictor_node:\n  ros__parameters:\n    image_topic: /gelsight/image_raw\n")
     assert main(["bag", "eval", str(bags["mcap"]), "--params", str(cfg), "--out", str(tmp_path / "r2")]) == 1
     assert "image topic '/gelsight/image_raw' is not in the bag" in capsys.readouterr().err
+    cfg.write_text("/predictor_node:\n  ros__parameters:\n    image_topc: /gelsight_left/image_raw\n")
+    assert main(["bag", "eval", str(bags["mcap"]), "--params", str(cfg), "--out", str(tmp_path / "r3")]) == 2
+    assert "image_topc: not a parameter" in capsys.readouterr().err  # a typo is refused by name
 
 
 @pytest.mark.parametrize("variant", ["ros1", "ros2_port", "fork"])

@@ -163,8 +163,8 @@ def test_trigger_properties(sc: Scenario) -> None:
 
     # decisions: the model runs once per snapshot only; LIFT only from a snapshot
     pred = CountingPredictor()
-    decisions = [decide(o, pred, 0.5, o.t_trigger) if isinstance(o, SnapshotReady)
-                 else abort_decision(o, 0.5, o.t) for o in outs]
+    decisions = [decide(o, pred, 0.5) if isinstance(o, SnapshotReady) else abort_decision(o, 0.5)
+                 for o in outs]
     n_snap = sum(isinstance(o, SnapshotReady) for o in outs)
     assert pred.calls == n_snap
     assert sum(d.verdict == Verdict.LIFT for d in decisions) == n_snap

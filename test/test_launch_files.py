@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from helpers.package import console_scripts
-from tactile_grasp_predictor.ros.params import ParamSpec
+from tactile_grasp_predictor.node_config import ParamSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "tactile_grasp_predictor"
@@ -179,7 +179,7 @@ def test_predictor_launch(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "bundle_path" in seen
     # The defaults file documents every declared parameter: trigger.* as a commented-out section
     # (the core's TriggerConfig defaults apply unless a line is uncommented), checked the same way.
-    from tactile_grasp_predictor.ros.predictor_node import PARAMETERS
+    from tactile_grasp_predictor.node_config import PARAMETERS
 
     specs = {s.name: s for s in PARAMETERS}
     text = (ROOT / "config" / "predictor.yaml").read_text()

@@ -31,13 +31,14 @@ from helpers.rig import (
 )
 from helpers.waiting import wait_for
 from tactile_grasp_predictor.errors import ConfigError
+from tactile_grasp_predictor.node_config import PARAMETERS
 from tactile_grasp_predictor.ros.conversions import (
     finger_joint_state,
     float_to_stamp,
     rgb_to_image,
     stamp_to_float,
 )
-from tactile_grasp_predictor.ros.predictor_node import PARAMETERS, PredictorNode
+from tactile_grasp_predictor.ros.predictor_node import PredictorNode
 from tactile_grasp_predictor.ros.sim_robot_node import FINGER_JOINTS
 
 pytestmark = REALTIME_RERUNS  # real-time DDS on a 2-core machine: rerun a stalled test
@@ -235,7 +236,7 @@ def test_inference_priority_is_applied_to_the_inference_thread_or_reported_refus
         assert decision_n(d, 1).reason == "model"  # decisions do not depend on it
         assert wait_for(lambda: "inference_priority" in d.last_diag())
         state = d.last_diag()["inference_priority"]
-        policy = os.sched_getscheduler(node._worker._thread.native_id)
+        policy = os.sched_getscheduler(node.worker.native_id)
         if state == "SCHED_FIFO 3":
             assert policy == os.SCHED_FIFO
         else:  # a user without CAP_SYS_NICE / rtprio: normal priority and the reason

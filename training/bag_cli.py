@@ -89,8 +89,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cmp.add_argument("--bundle", type=Path, default=None, help="model bundle (none: model_unavailable)")
     cmp.add_argument("--rate", type=float, default=1.0, help="live playback rate factor")
     cmp.add_argument("--clock", action="store_true", help="publish /clock; the node runs on use_sim_time")
-    cmp.add_argument("--time-base", choices=["header", "receive"], default="header",
-                     help="the node's time_base and the offline replay's")
+    cmp.add_argument("--time-base", choices=["header", "receive"], default=None,
+                     help="the node's time_base and the offline replay's (default: --params, else header)")
     cmp.add_argument("--params", type=Path, default=None,
                      help="the node's parameter file: trigger and threshold as on the robot")
     cmp.add_argument("--qos", choices=["reliable", "sensor_data"], default="reliable",
@@ -98,70 +98,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cmp.add_argument("--out", type=Path, default=Path("compare_report"), help="compare.md and .json here")
 
 
-def node_params(path: Path) -> dict[str, Any]:
-    """Read a node parameter file as flat ``name -> value``.
+def node_config(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """Build the node's configuration for a replay: ``--params`` as the node reads it, then CLI options.
 
-    Accepts ``/node: ros__parameters: {...}`` (a nested ``trigger: {...}`` becomes
-    ``trigger.<field>``) or a plain mapping of TriggerConfig fields.
+    Returns the :class:`~tactile_grasp_predictor.node_config.NodeConfig` and the parameters
+    the file named (topics there override auto-detection; the defaults do not).
     """
-    import yaml
+    from tactile_grasp_predictor.node_config import NodeConfig, config_from_file, read_param_file
 
-    from tactile_grasp_predictor.errors import ConfigError
-
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read parameters: {exc}") from exc
-    if isinstance(data, dict):  # a file for several nodes: the predictor node's section (or /**)
-        for key in ("/predictor_node", "predictor_node", "/**"):
-            if isinstance(data.get(key), dict):
-                data = data[key]
-                break
-    while isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), dict):
-        data = next(iter(data.values()))  # unwrap /node_name: and ros__parameters:
-    if isinstance(data, dict) and "ros__parameters" in data:
-        data = data["ros__parameters"]
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of parameters")
-    flat: dict[str, Any] = {}
-
-    def walk(prefix: str, d: dict[str, Any]) -> None:
-        for k, v in d.items():
-            if isinstance(v, dict):
-                walk(f"{prefix}{k}.", v)
-            else:
-                flat[f"{prefix}{k}"] = v
-
-    walk("", data)
-    return flat
-
-
-def trigger_from_params(params: dict[str, Any], source: str = "parameters") -> Any:
-    """Build the node's TriggerConfig from flat parameters (``trigger.<field>`` or ``<field>``)."""
-    from dataclasses import fields
-
-    from tactile_grasp_predictor.errors import ConfigError
-    from tactile_grasp_predictor.tracker import TriggerConfig
-
-    values: dict[str, Any] = {}
-    for f in fields(TriggerConfig):
-        for key in (f"trigger.{f.name}", f.name):
-            if key in params:
-                values[f.name] = params[key]
-                break
-    if values.get("max_stamp_lag_s") is not None and values["max_stamp_lag_s"] < 0:
-        values["max_stamp_lag_s"] = None  # the node's "< 0: off"
-    try:
-        return TriggerConfig(**values).validate()
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{source}: {exc}") from exc
+    given = read_param_file(args.params) if args.params else {}
+    cfg = config_from_file(args.params) if args.params else NodeConfig.from_values({})
+    cli = {"time_base": getattr(args, "time_base", None), "threshold": getattr(args, "threshold", None),
+           "width_scale": getattr(args, "width_scale", None), "width_mode": getattr(args, "width_mode", None),
+           "joint_names": getattr(args, "joint_names", None)}
+    overrides = {k: v for k, v in cli.items() if v is not None}
+    if overrides:
+        cfg = NodeConfig.from_values({**cfg.values, **overrides})
+    return cfg, given
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from tactile_grasp_predictor.replay.bag_source import JointWidth, TopicSelection
+    from tactile_grasp_predictor.replay.bag_source import TopicSelection
     from tactile_grasp_predictor.replay.evaluate import LabelTable, evaluate_bags
     from tactile_grasp_predictor.replay.report import write_report
+    from tactile_grasp_predictor.session import SessionConfig
 
+    cfg, given = node_config(args)
     predictor = None
     if args.bundle is not None:
         from tactile_grasp_predictor.predictor import Predictor
@@ -169,30 +131,17 @@ def _eval(args: argparse.Namespace) -> int:
         predictor = Predictor.from_bundle(args.bundle, backend=args.backend, num_threads=args.num_threads)
         predictor.warm_up()  # latencies then show steady-state decode + model time, as on a warm node
     labels = LabelTable.read(args.labels) if args.labels else None
-    params = node_params(args.params) if args.params else {}
-    trigger = trigger_from_params(params, str(args.params))
 
-    def pick(cli: Any, key: str, default: Any) -> Any:
-        return cli if cli is not None else params.get(key, default)
+    def pick(cli: Any, key: str) -> Any:
+        return cli if cli is not None else given.get(key)
 
-    topics = TopicSelection(  # CLI first, then the node's parameters, else auto-detection
-        pick(args.image_topic, "image_topic", None),
-        pick(args.joint_topic, "joint_states_topic", None),
-        pick(args.moving_topic, "moving_topic", None),
-        pick(args.status_topic, "grasp_state_topic", None),
+    topics = TopicSelection(  # CLI first, then the node's parameter file, else auto-detection
+        pick(args.image_topic, "image_topic"),
+        pick(args.joint_topic, "joint_states_topic"),
+        pick(args.moving_topic, "moving_topic"),
+        pick(args.status_topic, "grasp_state_topic"),
         args.outcome_topic,
     )
-    jw = JointWidth(
-        scale=float(pick(args.width_scale, "width_scale", 1.0)),
-        mode=str(pick(args.width_mode, "width_mode", "sum_abs")),
-    )
-    names = pick(args.joint_names, "joint_names", None)
-    if names:
-        jw.joint_names = tuple(names)
-    time_base = str(pick(args.time_base, "time_base", "header"))
-    threshold = args.threshold
-    if threshold is None and float(params.get("threshold", -1.0)) >= 0:
-        threshold = float(params["threshold"])
     results = []
     for bag in args.bags:
         table = labels
@@ -204,13 +153,11 @@ def _eval(args: argparse.Namespace) -> int:
             predictor,
             progress=True,
             strict=args.strict,
-            trigger=trigger,
-            threshold=threshold,
+            session=SessionConfig.from_node_config(cfg),
             topics=topics,
-            joint_width=jw,
+            joint_width=cfg.joints,
             labels=table,
             lazy=not args.eager,
-            time_base=time_base,
         )
     extra = {
         "bundle": str(args.bundle) if args.bundle else None,
@@ -265,34 +212,33 @@ def _compare(args: argparse.Namespace) -> int:
     from tactile_grasp_predictor.replay.compare import compare_decisions, write_comparison
     from tactile_grasp_predictor.replay.evaluate import evaluate_bag
     from tactile_grasp_predictor.ros.bag_player import live_replay
+    from tactile_grasp_predictor.session import SessionConfig
 
+    cfg, given = node_config(args)
     predictor = None
     if args.bundle is not None:
         from tactile_grasp_predictor.predictor import Predictor
 
         predictor = Predictor.from_bundle(args.bundle, num_threads=1)
         predictor.warm_up()
-    params = node_params(args.params) if args.params else {}
-    trigger = trigger_from_params(params, str(args.params))
-    threshold = float(params["threshold"]) if float(params.get("threshold", -1.0)) >= 0 else None
     # the node cannot read a driver's custom status type without its package: both sides without it
     t0 = time.perf_counter()
-    offline = evaluate_bag(args.bag, predictor, trigger=trigger, threshold=threshold,
-                           topics=TopicSelection(status=""), time_base=args.time_base, progress=True)
+    offline = evaluate_bag(args.bag, predictor, session=SessionConfig.from_node_config(cfg),
+                           topics=TopicSelection(status=""), joint_width=cfg.joints, progress=True)
     t_offline = time.perf_counter() - t0
     tp = offline.topics
     assert tp is not None
     if tp.joint_states is None:
         raise TgpError(f"{args.bag}: the node needs a JointState topic; this bag has none")
     node = {
-        **{k: v for k, v in params.items() if k.startswith("trigger.") or k in ("threshold", "width_scale",
-                                                                               "width_mode", "joint_names")},
+        **{k: v for k, v in given.items() if k.startswith("trigger.") or k in (
+            "threshold", "width_scale", "width_mode", "joint_names")},
         "image_topic": tp.image,
         "joint_states_topic": tp.joint_states,
         "moving_topic": tp.moving or "",
         "image_qos": args.qos,
         "gripper_qos": args.qos,
-        "time_base": args.time_base,
+        "time_base": cfg["time_base"],
     }
     print(f"offline: {len(offline.grasps)} grasps in {t_offline:.1f} s; playing live at rate {args.rate} ...")
     t0 = time.perf_counter()
@@ -306,7 +252,7 @@ def _compare(args: argparse.Namespace) -> int:
                if k in ("bundle", "rate", "time_base", "params", "qos") and v is not None]
             + (["--clock"] if args.clock else [])),
         "model_id": str(getattr(predictor, "model_id", "")) if predictor else "(none)",
-        "time_base": args.time_base,
+        "time_base": cfg["time_base"],
         "rate": args.rate,
         "frames offline / accepted live": f"{offline.frames} / {live.frames_accepted}",
         "JointStates in the bag / accepted live": (

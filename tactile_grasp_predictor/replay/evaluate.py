@@ -1,12 +1,12 @@
-"""Offline replay: a bag's messages through the node's own gate, predictor and ``decide``.
+"""Offline replay: a bag's messages through the node's own decision path, the :class:`GraspSession`.
 
-Deterministic and DDS-free: every message enters the core in its recorded order, timed by the
-node's rule (:class:`~tactile_grasp_predictor.timebase.TimeBase`, ``time_base``): its header
-stamp (``header``, the default; an empty stamp falls back to the recorded receive time) or its
-recorded receive time (``receive``); frames via :meth:`GraspGate.on_frame`, gripper inputs via
-:meth:`GraspGate.on_gripper`, exactly as the node feeds them live. Images stay undecoded until
-a frame is picked as Ta or Tb (``lazy=True``); ``lazy=False`` decodes every frame on arrival
-(the benchmark baseline, and what a node that decodes in its callback does).
+Deterministic and DDS-free: every message enters the same
+:class:`~tactile_grasp_predictor.session.GraspSession` the node drives, in its recorded order,
+with its recorded receive time (the bag's log time) as the receive clock: the session times it
+by the node's rule (``time_base``), combines gripper inputs, picks Ta/Tb, runs the model and
+applies every reason rule exactly as live. Images stay undecoded until a frame is picked as
+Ta or Tb (``lazy=True``); ``lazy=False`` decodes every frame on arrival (the benchmark
+baseline, and what a node that decodes in its callback does).
 
 Per grasp the result holds the :class:`~tactile_grasp_predictor.decision.Decision`, the
 label (from an outcome topic or a CSV sidecar) and the gripper-only baseline's verdict
@@ -24,6 +24,7 @@ Example::
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import time
 from collections import Counter
@@ -34,61 +35,28 @@ from typing import Any
 
 import numpy as np
 
-from tactile_grasp_predictor.decision import Decision, Verdict, abort_decision, decide
-from tactile_grasp_predictor.errors import BagError
-from tactile_grasp_predictor.gate import Frame, GraspAborted, GraspGate, PhaseChanged, SnapshotReady
-from tactile_grasp_predictor.gripper import GraspState, GripperSample
+from tactile_grasp_predictor.decision import Decision, Verdict
+from tactile_grasp_predictor.errors import BagError, FrameError
+from tactile_grasp_predictor.gate import PhaseChanged
+from tactile_grasp_predictor.gripper import GraspState, JointWidthConfig
+from tactile_grasp_predictor.node_config import defaults
 from tactile_grasp_predictor.replay.bag_source import (
     BagSource,
     FrameItem,
     GripperItem,
     JointWidth,
-    LazyImage,
     OutcomeItem,
     ResolvedTopics,
     Skipped,
     TopicSelection,
 )
+from tactile_grasp_predictor.session import GraspSession, InferenceJob, SessionConfig, SessionOutput
 from tactile_grasp_predictor.timebase import TimeBase
-from tactile_grasp_predictor.tracker import (
-    GraspPhaseTracker,
-    GripperFault,
-    NoPart,
-    Opened,
-    Settled,
-    TriggerConfig,
-)
+from tactile_grasp_predictor.tracker import GripperOnlyBaseline
 
+#: The node's default finger joints (``joint_names``).
+DEFAULT_JOINTS: tuple[str, ...] = tuple(defaults()["joint_names"])
 _PLACEHOLDER = np.zeros((0, 0, 3), np.uint8)  # image of a frame not decoded yet
-
-
-@dataclass(frozen=True, eq=False)
-class LazyFrame(Frame):
-    """A :class:`Frame` whose pixels are decoded only if it becomes Ta or Tb."""
-
-    lazy: LazyImage | None = None
-
-    def pixels(self) -> np.ndarray:
-        """Return the decoded RGB image (decoding it now if needed)."""
-        return self.lazy.decode() if self.lazy is not None else self.image
-
-
-class _LazyPredictor:
-    """Decodes Ta/Tb on demand, then calls the real predictor (FrameError → ``bad_frame`` in decide)."""
-
-    def __init__(self, predictor: Any, snapshot: SnapshotReady) -> None:
-        self._predictor = predictor
-        self._snapshot = snapshot
-
-    @property
-    def model_id(self) -> str:
-        return str(getattr(self._predictor, "model_id", "") or "")
-
-    def predict(self, ta: np.ndarray, tb: np.ndarray) -> float:
-        s = self._snapshot
-        ta_img = s.ta.pixels() if isinstance(s.ta, LazyFrame) else ta
-        tb_img = s.tb.pixels() if isinstance(s.tb, LazyFrame) else tb
-        return float(self._predictor.predict(ta_img, tb_img))
 
 
 # ------------------------------------------------------------------------------ labels
@@ -208,43 +176,36 @@ class BagEvaluation:
 
 
 # ------------------------------------------------------------------------------ replay
-def _threshold_of(predictor: Any, threshold: float | None) -> float:
-    if threshold is not None:
-        return float(threshold)
-    thr = getattr(predictor, "threshold", None)
-    return float(thr) if isinstance(thr, (int, float)) else 0.5
-
-
 def evaluate_bag(
     path: Path,
     predictor: Any,
     *,
-    trigger: TriggerConfig | None = None,
-    threshold: float | None = None,
+    session: SessionConfig | None = None,
     topics: TopicSelection | None = None,
-    joint_width: JointWidth | None = None,
+    joint_width: JointWidthConfig | None = None,
     labels: LabelTable | None = None,
     lazy: bool = True,
     max_warnings: int = 20,
     progress: bool = False,
-    time_base: str = "header",
 ) -> BagEvaluation:
     """Replay one bag offline; raises :class:`BagError` (naming the bag) only if it cannot be read at all.
 
-    ``predictor``: anything with ``predict(ta, tb) -> float`` and ``model_id`` (None: every
-    snapshot ends in ABORT ``model_unavailable``, as on the node). ``time_base``: ``header``
-    or ``receive``, as the node's parameter of that name.
+    ``predictor``: anything with ``predict(ta, tb) -> float``, ``model_id`` and ``threshold``
+    (None: every snapshot ends in ABORT ``model_unavailable``, as on the node). ``session``:
+    the node's trigger, time base and threshold (``SessionConfig.from_node_config`` of its
+    parameters; default: the node's defaults).
     """
-    cfg = (trigger or TriggerConfig()).validate()
-    thr = _threshold_of(predictor, threshold)
-    source = BagSource(Path(path), topics or TopicSelection(), joint_width or JointWidth())
-    result = BagEvaluation(source.name, str(path), None, time_base=time_base)
-    timebase = TimeBase(time_base)
+    jw = joint_width or JointWidthConfig(DEFAULT_JOINTS)
+    source = BagSource(Path(path), topics or TopicSelection(), JointWidth(jw.joint_names, jw.scale, jw.mode))
+    config = session or SessionConfig()
+    result = BagEvaluation(source.name, str(path), None, time_base=config.time_base)
     start = time.perf_counter()
     source.open()
     try:
         result.topics = source.topics
-        _replay(source, result, predictor, cfg, thr, labels, lazy, progress, timebase)
+        assert source.topics is not None
+        config = dataclasses.replace(config, joint_states=source.topics.joint_states is not None)
+        timebase = _replay(source, result, predictor, config, labels, lazy, progress)
     finally:
         source.close()
     result.stamp_fallbacks = timebase.fallbacks
@@ -272,52 +233,42 @@ def _replay(
     source: BagSource,
     result: BagEvaluation,
     predictor: Any,
-    cfg: TriggerConfig,
-    thr: float,
+    config: SessionConfig,
     labels: LabelTable | None,
     lazy: bool,
     progress: bool,
-    timebase: TimeBase,
-) -> None:
+) -> TimeBase:
     from tqdm import tqdm
 
-    gate = GraspGate(cfg)
-    baseline_tracker = GraspPhaseTracker(cfg)
-    baseline: dict[int, Verdict] = {}
+    baseline = GripperOnlyBaseline(config.trigger)
+    session = GraspSession(config, on_sample=baseline)
+    if predictor is not None:
+        session.set_model(str(getattr(predictor, "model_id", "") or ""),
+                          getattr(predictor, "threshold", None))
     onsets: dict[int, float] = {}
+    onsets_log: dict[int, float] = {}  # the onsets on the bag's log-time clock (labels CSV windows)
     decisions: dict[int, Decision] = {}
     outcome: dict[int, bool] = {}
-    model_id = str(getattr(predictor, "model_id", "") or "") if predictor is not None else ""
-    last_t = -math.inf
 
-    onsets_log: dict[int, float] = {}  # the onsets on the bag's log-time clock (labels CSV windows)
-    shift = 0.0  # log time - core time of the current message
-
-    def handle(events: list[Any], now: float) -> None:
-        for ev in events:
-            if isinstance(ev, PhaseChanged):
-                if ev.phase == "closing":
-                    onsets.setdefault(ev.grasp_id, ev.t)
-                    onsets_log.setdefault(ev.grasp_id, ev.t + shift)
-            elif isinstance(ev, SnapshotReady):
+    def handle(outputs: list[SessionOutput], log_t: float) -> None:
+        for out in outputs:
+            if isinstance(out, PhaseChanged):
+                if out.phase == "closing" and out.grasp_id not in onsets:
+                    onsets[out.grasp_id] = out.t
+                    onsets_log[out.grasp_id] = out.t + (log_t - session.last_t)
+            elif isinstance(out, InferenceJob):
+                undecoded = sum(f.source is not None and not f.source.decoded
+                                for f in {id(f): f for f in (out.snapshot.ta, out.snapshot.tb)}.values())
                 t0 = time.perf_counter()
-                proxy = _LazyPredictor(predictor, ev) if predictor is not None else None
-                undecoded = sum(
-                    isinstance(f, LazyFrame) and f.lazy is not None and not f.lazy.decoded
-                    for f in {id(ev.ta): ev.ta, id(ev.tb): ev.tb}.values()
-                )
-                d = decide(ev, proxy, thr, now=ev.t_trigger)
+                decision = session.decide(out, predictor)
+                elapsed = time.perf_counter() - t0  # the decision is made the compute time after the trigger
                 result.frames_decoded += undecoded if predictor is not None else 0
-                elapsed = time.perf_counter() - t0
-                # the decision is made when the trigger is known, plus the measured compute time
-                decisions[ev.grasp_id] = _with_time(d, ev.t_trigger + elapsed, ev.t_trigger)
-                handle(gate.mark_decided(ev.grasp_id, now), now)
-            elif isinstance(ev, GraspAborted):
-                decisions[ev.grasp_id] = abort_decision(ev, thr, now=max(now, ev.t), model_id=model_id)
+                handle(session.complete(out, decision, out.receive_t + elapsed), log_t)
+            else:
+                decisions[out.grasp_id] = out
 
     tp = source.topics
     assert tp is not None
-    inputs = GripperInputs(has_joint_states=tp.joint_states is not None)
     total = sum(
         source.counts.get(t, 0) for t in {tp.image, tp.joint_states, tp.moving, tp.status, tp.outcome} if t
     )
@@ -326,52 +277,39 @@ def _replay(
         bar.update()
         result.messages += 1
         if isinstance(item, FrameItem):
-            t = timebase.resolve(item.stamp, item.t, "image")
-        elif isinstance(item, GripperItem) and item.kind != "moving":
-            kind = "joint_states" if item.kind == "joint" else item.kind
-            t = (timebase.resolve(item.stamp, item.t, kind) if item.has_header
-                 else timebase.from_receive(item.t))
-        else:
-            t = timebase.from_receive(item.t)
-        shift = item.t - t
-        last_t = max(last_t, t)
-        if isinstance(item, FrameItem):
             result.frames += 1
-            img = item.image
             if not lazy:
                 try:
-                    img.decode()
+                    item.image.decode()
                     result.frames_decoded += 1
-                except Exception as exc:
-                    _skip(result, source.topics.image if source.topics else "?", str(exc))
+                except FrameError as exc:
+                    _skip(result, tp.image, str(exc))
+                    session.on_bad_frame(item.t, str(exc))
                     continue
-            handle(gate.on_frame(LazyFrame(t, item.stamp, _PLACEHOLDER, img)), t)
+            handle(session.on_frame(item.stamp, item.t, _PLACEHOLDER, item.image), item.t)
         elif isinstance(item, GripperItem):
-            sample = inputs.sample(item, t)
-            if sample is None:
-                continue
-            for pe in baseline_tracker.update(sample):
-                if isinstance(pe, Settled):
-                    baseline.setdefault(pe.grasp_id, Verdict.LIFT)
-                elif isinstance(pe, (NoPart, GripperFault)):
-                    baseline.setdefault(pe.grasp_id, Verdict.ABORT)
-                elif isinstance(pe, Opened):  # opened before settling
-                    baseline.setdefault(baseline_tracker.grasp_id, Verdict.ABORT)
-            handle(gate.on_gripper(sample), t)
+            if item.kind == "moving":
+                session.on_moving(bool(item.moving))
+            elif item.kind == "status":
+                state = None if item.grasp_state is None else GraspState(item.grasp_state)
+                handle(session.on_status(item.stamp, item.t, state, item.width_m, item.moving,
+                                         has_header=item.has_header), item.t)
+            elif item.width_m is not None:
+                handle(session.on_gripper_width(item.stamp, item.t, item.width_m), item.t)
         elif isinstance(item, OutcomeItem):
-            gid = gate.grasp_id
+            gid = session.grasp_id
             if gid > 0 and gid not in outcome:
                 outcome[gid] = item.success
             elif gid == 0:
                 _skip(result, "outcome", f"outcome at t={item.t:.3f} before any grasp")
         elif isinstance(item, Skipped):
             _skip(result, item.topic, item.reason)
+            if item.topic == tp.image:  # a frame the node could not decode either
+                session.on_bad_frame(item.t, item.reason)
     bar.close()
     if result.messages == 0:
         raise BagError(f"{source.name}: no readable messages on the selected topics")
-    # the end of the bag: let pending timeouts fire (a live node would tick on)
-    horizon = last_t + cfg.tb_timeout_s + cfg.gripper_silence_s + cfg.frame_max_age_s + 1.0
-    handle(gate.on_tick(horizon), horizon)
+    handle(session.flush(), math.inf)  # the end of the bag: pending timeouts fire as on a node ticking on
     for gid in sorted(decisions):
         label, how = None, ""
         if labels is not None:
@@ -380,53 +318,10 @@ def _replay(
         if label is None and gid in outcome:
             label, how = outcome[gid], "topic"
         result.grasps.append(
-            GraspResult(
-                source.name,
-                gid,
-                onsets.get(gid),
-                decisions[gid],
-                label,
-                baseline.get(gid, Verdict.ABORT),
-                how,
-            )
+            GraspResult(source.name, gid, onsets.get(gid), decisions[gid], label,
+                        Verdict.LIFT if baseline.verdicts.get(gid, False) else Verdict.ABORT, how)
         )
-
-
-class GripperInputs:
-    """Gripper messages → :class:`GripperSample`, combined exactly as the node combines them.
-
-    A JointState gives a sample with its width, the latest moving flag and the latest grasp
-    state; a moving flag only updates the latest flag; a status message updates the latest
-    grasp state and gives a width-less sample when it names a state. Without a JointState
-    topic (an offline-only extension) the status width is used instead.
-    """
-
-    def __init__(self, has_joint_states: bool) -> None:
-        self.has_joint_states = has_joint_states
-        self.moving: bool | None = None
-        self.state: GraspState | None = None
-
-    def sample(self, item: GripperItem, t: float | None = None) -> GripperSample | None:
-        """Return the sample this message feeds to the gate at core time ``t`` (``item.t``), or ``None``."""
-        t = item.t if t is None else t
-        if item.kind == "moving":
-            self.moving = item.moving
-            return None
-        if item.kind == "status":
-            self.state = None if item.grasp_state is None else GraspState(item.grasp_state)
-            if self.has_joint_states:
-                if self.state is None:
-                    return None
-                return GripperSample(t, None, self.moving, self.state)
-            moving = self.moving if item.moving is None else item.moving
-            return GripperSample(t, item.width_m, moving, self.state)
-        return GripperSample(t, item.width_m, self.moving, self.state)
-
-
-def _with_time(d: Decision, t_decision: float, t_trigger: float) -> Decision:
-    from dataclasses import replace
-
-    return replace(d, t_decision=t_decision, latency_ms=(t_decision - t_trigger) * 1000.0)
+    return session.timebase
 
 
 def _skip(result: BagEvaluation, topic: str, reason: str) -> None:

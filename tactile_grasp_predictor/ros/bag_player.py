@@ -23,10 +23,11 @@ import importlib
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import rclpy
 from rclpy.node import Node
@@ -44,11 +45,32 @@ PLAYER_QOS = QoSProfile(
 )
 
 
+class Lockstep(Protocol):
+    """What a lockstep playback asks of its subscriber (an in-process node)."""
+
+    def clock_ns(self) -> int:
+        """Return the subscriber's clock now (ns)."""
+        ...
+
+    def received(self, topic: str) -> int | None:
+        """Messages of ``topic`` the subscriber has received so far (``None``: it does not subscribe)."""
+        ...
+
+
+def _clock_reached(lockstep: Lockstep, ts_ns: int) -> bool:
+    return lockstep.clock_ns() >= ts_ns
+
+
+def _received_more(lockstep: Lockstep, topic: str, before: int) -> bool:
+    return (lockstep.received(topic) or 0) > before
+
+
 @dataclass
 class PlayStats:
     """What one playback did."""
 
     published: int = 0
+    lockstep_timeouts: int = 0  # lockstep waits that ran out (a message the subscriber did not get)
     skipped_topics: dict[str, str] = field(default_factory=dict)
     late_s_max: float = 0.0  # the most a message went out after its due time
     duration_s: float = 0.0
@@ -149,8 +171,13 @@ class BagPlayer(Node):
         """Ask a running :meth:`play` to return after the current message."""
         self._stop.set()
 
-    def play(self, progress: bool = False) -> PlayStats:
-        """Publish every message at its time; blocks until the bag ends or :meth:`stop`."""
+    def play(self, progress: bool = False, lockstep: Lockstep | None = None) -> PlayStats:
+        """Publish every message at its time; blocks until the bag ends or :meth:`stop`.
+
+        ``lockstep`` (with ``clock``): before each message wait until the subscriber's clock
+        reads its ``/clock``, after it until the subscriber has received it, so its receive
+        times are exactly the bag's log times (``live_replay`` of a bag without stamps).
+        """
         from tqdm import tqdm
 
         conns = [c for c in self._reader.connections if c.id in self._pubs]
@@ -181,9 +208,14 @@ class BagPlayer(Node):
                     clock_msg.clock.sec, clock_msg.clock.nanosec = divmod(int(ts_ns), 1_000_000_000)
                     self._clock_pub.publish(clock_msg)
                     last_clock = ts_ns
-                    if self.clock_lead_s > 0 and self._stop.wait(self.clock_lead_s):
+                    if lockstep is not None:
+                        self._until(partial(_clock_reached, lockstep, ts_ns))
+                    elif self.clock_lead_s > 0 and self._stop.wait(self.clock_lead_s):
                         break
+                before = lockstep.received(conn.topic) if lockstep is not None else None
                 self._pubs[conn.id].publish(bytes(raw))
+                if lockstep is not None and before is not None:
+                    self._until(partial(_received_more, lockstep, conn.topic, before))
                 self.stats.published += 1
                 bar.update()
         except Exception as exc:  # a truncated storage file ends the playback, never a crash
@@ -192,6 +224,15 @@ class BagPlayer(Node):
             bar.close()
         self.stats.duration_s = time.monotonic() - wall0
         return self.stats
+
+    def _until(self, done: Callable[[], bool], timeout_s: float = 5.0) -> None:
+        """Wait (lockstep) until ``done()`` or the timeout; a message the subscriber misses only warns."""
+        deadline = time.monotonic() + timeout_s
+        while not done():
+            if time.monotonic() > deadline or self._stop.is_set():
+                self.stats.lockstep_timeouts += 1
+                return
+            time.sleep(0.0002)
 
     def destroy_node(self) -> None:
         """Close the bag, then destroy the node."""
@@ -213,6 +254,19 @@ class LiveRun:
     gripper_accepted: int = 0  # gripper samples the node's gate took
 
 
+class _NodeLockstep:
+    """Lockstep with an in-process ``predictor_node``: its clock and its per-topic receive counts."""
+
+    def __init__(self, node: Any) -> None:
+        self._node = node
+
+    def clock_ns(self) -> int:
+        return int(self._node.get_clock().now().nanoseconds)
+
+    def received(self, topic: str) -> int | None:
+        return self._node.received.get(topic)
+
+
 def live_replay(
     bag: Path,
     predictor: Any,
@@ -229,7 +283,9 @@ def live_replay(
     ``params``: the node's parameters (name → value, e.g. ``image_topic``, ``time_base``,
     ``trigger.tb_delay_s``); ``predictor``: what the node's worker uses (loaded once, outside).
     After the bag ends, waits up to ``wait_s`` for ``expected`` decisions (or for the node's
-    pending timeouts: ``trigger.tb_timeout_s`` plus 2 s, when ``expected`` is None).
+    pending timeouts: ``trigger.tb_timeout_s`` plus 2 s, when ``expected`` is None). With
+    ``clock`` the node runs on the bag's ``/clock`` in lockstep with the player (each message
+    received at exactly its log time), so frames without stamps are timed as offline.
     """
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
@@ -272,18 +328,17 @@ def live_replay(
                 raise BagError(f"{bag}: no decision publisher matched within 30 s")
             time.sleep(0.05)
         time.sleep(0.5)  # let the decision subscription match both ways
-        stats = player.play(progress=progress)
+        stats = player.play(progress=progress, lockstep=_NodeLockstep(node) if clock else None)
         if expected is None:
             time.sleep(float(node.cfg.trigger.tb_timeout_s) + 2.0)
         deadline = time.monotonic() + wait_s
         while expected is not None and len(received) < expected and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.3)  # a late duplicate would show up here
-        frames = node._gate.stats.frames
-        gripper = node._gate.stats.gripper_samples
-        diag = {"stamp_fallbacks": str(node._timebase.fallbacks),
-                "clock_problem": node._timebase.problem()[1],
-                "time_base": node._timebase.mode}
+        gate_stats, timebase = node.session.gate.stats, node.session.timebase
+        frames, gripper = gate_stats.frames, gate_stats.gripper_samples
+        diag = {"stamp_fallbacks": str(timebase.fallbacks), "clock_problem": timebase.problem()[1],
+                "time_base": timebase.mode}
     finally:
         for each in reversed(nodes):
             each.destroy_node()

@@ -10,12 +10,14 @@ import math
 
 import numpy as np
 from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from sensor_msgs.msg import Image, JointState
 from tactile_grasp_msgs.msg import GraspDecision
 
 from tactile_grasp_predictor.decision import Decision, Verdict
 from tactile_grasp_predictor.errors import FrameError
 from tactile_grasp_predictor.image_codec import decode_image, encode_image
+from tactile_grasp_predictor.session import Health
 
 #: Encodings decoded as views of the message buffer when rows are unpadded.
 _VIEWABLE = ("rgb8", "bgr8", "8UC3")
@@ -98,3 +100,16 @@ def decision_to_msg(decision: Decision, frame_id: str, stamp: Time) -> GraspDeci
     msg.reason = str(decision.reason)
     msg.model_id = str(decision.model_id or "")
     return msg
+
+
+_LEVELS = {"ok": DiagnosticStatus.OK, "warn": DiagnosticStatus.WARN, "error": DiagnosticStatus.ERROR}
+
+
+def health_to_msg(health: Health, name: str, hardware_id: str, stamp: Time) -> DiagnosticArray:
+    """Convert the session's :class:`Health` to a one-status ``DiagnosticArray``."""
+    status = DiagnosticStatus(level=_LEVELS[health.level], name=name, message=health.message,
+                              hardware_id=hardware_id)
+    status.values = [KeyValue(key=k, value=v) for k, v in health.values.items()]
+    array = DiagnosticArray(status=[status])
+    array.header.stamp = stamp
+    return array
