@@ -247,6 +247,11 @@ class NodeConfig:
         return th if th >= 0.0 else None
 
 
+def default_joints() -> JointWidthConfig:
+    """Return how the node reads the finger opening by default (``joint_names``, ``width_*``)."""
+    return NodeConfig.from_values({}).joints
+
+
 def read_param_file(path: Path, node_name: str = "predictor_node") -> dict[str, Any]:
     """Read a ROS 2 parameter file as the node would: flat ``name -> value`` of its section.
 

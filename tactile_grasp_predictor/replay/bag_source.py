@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 
 from tactile_grasp_predictor.errors import BagError, FrameError
+from tactile_grasp_predictor.gripper import JointWidthConfig, joint_state_width
+from tactile_grasp_predictor.node_config import default_joints
 from tactile_grasp_predictor.wsg import STATUS_TYPES, decode_status, variant_of
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
@@ -450,26 +452,6 @@ def _stamp_of(msg: Any) -> float | None:
 
 
 @dataclass
-class JointWidth:
-    """How finger width is computed from a JointState (mirrors gripper.JointWidthConfig)."""
-
-    joint_names: tuple[str, ...] = ("wsg50_finger_left_joint", "wsg50_finger_right_joint")
-    scale: float = 1.0
-    mode: str = "sum_abs"
-
-    def width(self, names: list[str], positions: Any) -> tuple[float | None, str]:
-        """Width (m) or ``None`` with the reason (the node's adapter, :mod:`..gripper`)."""
-        from tactile_grasp_predictor import gripper
-
-        key = (self.joint_names, self.scale, self.mode)
-        cached = self.__dict__.get("_cfg")
-        if cached is None or cached[0] != key:
-            cfg = gripper.JointWidthConfig(self.joint_names, self.scale, self.mode).validate()  # type: ignore[arg-type]
-            self.__dict__["_cfg"] = cached = (key, cfg)
-        return gripper.joint_state_width(names, positions, cached[1])
-
-
-@dataclass
 class BagSource:
     """A rosbag2 recording opened for replay (context manager).
 
@@ -478,7 +460,7 @@ class BagSource:
 
     path: Path
     wanted: TopicSelection = field(default_factory=TopicSelection)
-    joint_width: JointWidth = field(default_factory=JointWidth)
+    joint_width: JointWidthConfig = field(default_factory=default_joints)
     warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -632,7 +614,7 @@ class BagSource:
                 except (ValueError, IndexError, struct.error):  # odd layout: the full deserializer
                     msg = self._typestore.deserialize_cdr(raw, conn.msgtype)
                     names, positions = list(msg.name), [float(p) for p in msg.position]
-                width, why = self.joint_width.width(names, positions)
+                width, why = joint_state_width(names, positions, self.joint_width)
                 if width is None:
                     return Skipped(t, topic, f"{where}: {why}")
                 return GripperItem(t, topic, "joint", width_m=width, stamp=parse_header_stamp(raw))

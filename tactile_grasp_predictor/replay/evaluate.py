@@ -39,12 +39,11 @@ from tactile_grasp_predictor.decision import Decision, Verdict
 from tactile_grasp_predictor.errors import BagError, FrameError
 from tactile_grasp_predictor.gate import PhaseChanged
 from tactile_grasp_predictor.gripper import GraspState, JointWidthConfig
-from tactile_grasp_predictor.node_config import defaults
+from tactile_grasp_predictor.node_config import default_joints
 from tactile_grasp_predictor.replay.bag_source import (
     BagSource,
     FrameItem,
     GripperItem,
-    JointWidth,
     OutcomeItem,
     ResolvedTopics,
     Skipped,
@@ -54,8 +53,6 @@ from tactile_grasp_predictor.session import GraspSession, InferenceJob, SessionC
 from tactile_grasp_predictor.timebase import TimeBase
 from tactile_grasp_predictor.tracker import GripperOnlyBaseline
 
-#: The node's default finger joints (``joint_names``).
-DEFAULT_JOINTS: tuple[str, ...] = tuple(defaults()["joint_names"])
 _PLACEHOLDER = np.zeros((0, 0, 3), np.uint8)  # image of a frame not decoded yet
 
 
@@ -195,8 +192,7 @@ def evaluate_bag(
     the node's trigger, time base and threshold (``SessionConfig.from_node_config`` of its
     parameters; default: the node's defaults).
     """
-    jw = joint_width or JointWidthConfig(DEFAULT_JOINTS)
-    source = BagSource(Path(path), topics or TopicSelection(), JointWidth(jw.joint_names, jw.scale, jw.mode))
+    source = BagSource(Path(path), topics or TopicSelection(), joint_width or default_joints())
     config = session or SessionConfig()
     result = BagEvaluation(source.name, str(path), None, time_base=config.time_base)
     start = time.perf_counter()

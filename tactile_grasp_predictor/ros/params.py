@@ -24,7 +24,7 @@ from rcl_interfaces.msg import (
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from tactile_grasp_predictor.node_config import ParamSpec, check_all  # noqa: F401  TODO(lead): sim_robot_node
+from tactile_grasp_predictor.node_config import ParamSpec
 
 _TYPES: dict[type, int] = {
     bool: ParameterType.PARAMETER_BOOL,

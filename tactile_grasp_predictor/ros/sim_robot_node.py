@@ -34,8 +34,9 @@ from tactile_grasp_msgs.msg import GraspDecision
 
 from tactile_grasp_predictor.data.trial_streams import TrialStreams, load_trial_streams
 from tactile_grasp_predictor.errors import TgpError
+from tactile_grasp_predictor.node_config import ParamSpec, check_all
 from tactile_grasp_predictor.ros.conversions import finger_joint_state, rgb_to_image
-from tactile_grasp_predictor.ros.params import ParamSpec, check_all, declare_all
+from tactile_grasp_predictor.ros.params import declare_all
 from tactile_grasp_predictor.ros.spin import spin_node_main
 
 FINGER_JOINTS = ("wsg50_finger_left_joint", "wsg50_finger_right_joint")
