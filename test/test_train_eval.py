@@ -18,6 +18,7 @@ from tactile_grasp_predictor.metrics import binary_metrics
 from tactile_grasp_predictor.predictor import Predictor
 from training.cli import main as tgp
 from training.config import load_config
+from training.data.sets import synthetic_set
 from training.export import (
     MIN_LIFTS,
     choose_threshold,
@@ -27,7 +28,6 @@ from training.export import (
 )
 from training.probe_fit import chosen_params, fit_probe, knn_k, label_subset, probe_suite, runtime_proba
 from training.table1 import PAPER, Row, label_draw_seed, paired_gain, run_table, write_report
-from training.train import synthetic_set
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # torch on one thread (conftest.py)
 

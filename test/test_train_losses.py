@@ -141,7 +141,8 @@ def test_moco_enqueue_and_momentum() -> None:
 def test_auto_gain_maps_the_difference_range_to_one() -> None:
     import numpy as np
 
-    from training.train import TactileSet, preprocess_for
+    from training.data.sets import TactileSet
+    from training.train import preprocess_for
 
     cfg = load_config("tiny")
     before = np.full((8, 40, 48, 3), 100, np.uint8)

@@ -16,8 +16,9 @@ import torch
 from tactile_grasp_predictor.errors import ConfigError
 from training.checkpoint import load_checkpoint
 from training.config import METHODS, load_config
+from training.data.sets import synthetic_set
 from training.methods import build_method
-from training.train import synthetic_set, train
+from training.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,7 +67,8 @@ def test_killed_mid_epoch_and_resumed_run_equals_uninterrupted(tmp_path: Path, s
         import os, signal, torch
         from pathlib import Path
         from training.config import load_config
-        from training.train import synthetic_set, train
+        from training.data.sets import synthetic_set
+        from training.train import train
         torch.set_num_threads(1)
         cfg = load_config("tiny", {RESUME_OVERRIDES!r})
         data = synthetic_set(64, cfg.resize_hw, seed=2)

@@ -48,9 +48,9 @@ def test_score_refuses_an_empty_directory_and_a_tampered_bundle(tmp_path: Path,
     empty.mkdir()
     bundle = make_random_bundle(tmp_path / "bundle", size=32)
     assert tgp(["score", "--bundle", str(bundle), "--data", str(empty), "--no-progress"]) == 2
-    assert str(empty) in capsys.readouterr().out
+    assert str(empty) in capsys.readouterr().err
     write_synthetic_shards(tmp_path / "shards", 8, first=7, finger_b="swapped")
     weights = next(bundle.glob("*.safetensors"))
     weights.write_bytes(weights.read_bytes()[:-1] + b"\x00")  # wrong hash
     assert tgp(["score", "--bundle", str(bundle), "--data", str(tmp_path / "shards"), "--no-progress"]) == 2
-    assert "sha256" in capsys.readouterr().out
+    assert "sha256" in capsys.readouterr().err

@@ -30,6 +30,9 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 
 METHODS = ("moco", "memory_bank", "triplet", "triplet_label", "autoencoder", "supervised")
 ARCHS = ("resnet18", "resnet50")
+#: Fields that do not change the trained weights: a checkpoint resumes across them, and the
+#: demo's run directory key leaves them out.
+OPERATIONAL_FIELDS = ("name", "num_threads", "checkpoint_every", "checkpoint_minutes")
 
 
 @dataclass

@@ -36,7 +36,7 @@ import numpy as np
 
 from tactile_grasp_predictor.errors import ConfigError, TgpError
 from tactile_grasp_predictor.metrics import VerdictMetrics, format_metric, json_safe, percentiles
-from training.config import TrainConfig, load_config
+from training.config import OPERATIONAL_FIELDS, TrainConfig, load_config
 
 DEMO_THRESHOLD_RULE = "precision>=0.85"
 
@@ -84,10 +84,6 @@ def simulate(out: Path, trials: int, seed: int, streams: bool, size: tuple[int, 
 
 
 # ------------------------------------------------------------------------------ the demo model
-#: Config fields that do not change the trained weights (left out of the run directory's key).
-OPERATIONAL = ("name", "num_threads", "checkpoint_every", "checkpoint_minutes")
-
-
 def fit_queue(cfg: TrainConfig, n_train: int) -> TrainConfig:
     """``cfg`` with ``moco_k`` lowered, if needed, to the largest whole-batch queue a small set allows.
 
@@ -104,7 +100,7 @@ def fit_queue(cfg: TrainConfig, n_train: int) -> TrainConfig:
 
 def run_key(cfg: TrainConfig, data_info: dict[str, Any]) -> str:
     """Key of a run directory: the config (without operational fields) and the data's fingerprints."""
-    conf = {k: v for k, v in cfg.to_dict().items() if k not in OPERATIONAL}
+    conf = {k: v for k, v in cfg.to_dict().items() if k not in OPERATIONAL_FIELDS}
     blob = json.dumps({"config": conf, "data": data_info.get("fingerprint"), "split": data_info.get("kind")},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -124,8 +120,9 @@ def prepare_bundle(data_dir: Path, out: Path, config: str, overrides: list[str],
     ``export_bundle`` into ``<run>/bundle-<probe>-<rule>``. The MoCo queue is fitted to the
     training split unless ``moco_k`` is among the overrides. Returns (bundle, reused).
     """
+    from training.data.sets import load_splits
     from training.export import export_bundle, parse_threshold_rule
-    from training.train import load_splits, train
+    from training.train import train
 
     parse_threshold_rule(threshold_rule)
     cfg = load_config(config, overrides)

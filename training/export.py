@@ -24,12 +24,14 @@ from typing import Any
 import numpy as np
 
 from tactile_grasp_predictor.bundle import write_bundle
-from tactile_grasp_predictor.errors import ConfigError, TgpError
+from tactile_grasp_predictor.errors import ConfigError
 from tactile_grasp_predictor.metrics import VerdictMetrics, binary_metrics, json_safe
 from tactile_grasp_predictor.predictor import Predictor
+from training.cli import add_common_arguments, add_run_arguments, load_data
+from training.data.sets import TactileSet
 from training.features import extract_features
 from training.probe_fit import PROBES, chosen_params, fit_probe, runtime_proba
-from training.train import TactileSet, TrainResult, load_splits, load_trained, synthetic_set
+from training.train import TrainResult, load_trained
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
 #: Fewest validation LIFTs a ``precision>=P`` threshold must keep (fewer: precision is luck).
@@ -158,8 +160,6 @@ def export_bundle(trained: TrainResult, train_set: TactileSet, test_set: Tactile
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``tgp export``."""
-    from training.train import add_common_arguments, add_run_arguments
-
     add_run_arguments(parser)
     parser.add_argument("--out", type=Path, required=True, help="bundle directory to write")
     parser.add_argument("--probe", default="mlp", choices=PROBES)
@@ -173,24 +173,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``tgp export``."""
-    try:
-        parse_threshold_rule(args.threshold_rule)
-        trained = load_trained(args.run)
-        cfg = trained.config
-        info = None
-        if args.synthetic:
-            full = synthetic_set(args.synthetic, cfg.resize_hw, seed=cfg.seed)
-            cut = (2 * len(full)) // 3
-            train_set, test_set = full.subset(range(cut)), full.subset(range(cut, len(full)))
-        elif args.data:
-            train_set, test_set, info = load_splits(args.data, cfg, args.cache, progress=not args.no_progress)
-        else:
-            raise ConfigError("tgp export: give --data DIR or --synthetic N")
-        path, m = export_bundle(trained, train_set, test_set, args.out, args.probe, args.onnx, info,
-                                args.overwrite, args.threshold_rule)
-    except TgpError as exc:
-        print(f"tgp export: error: {exc}")
-        return 2
+    parse_threshold_rule(args.threshold_rule)
+    trained = load_trained(args.run)
+    train_set, test_set, info = load_data(args, trained.config)
+    path, m = export_bundle(trained, train_set, test_set, args.out, args.probe, args.onnx, info,
+                            args.overwrite, args.threshold_rule)
     t = m["test"]
     print(f"bundle {path}: threshold {m['threshold']:.2f} "
           f"(chosen on {m['validation']['n']} validation trials)")

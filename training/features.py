@@ -7,7 +7,7 @@ import torch
 
 from tactile_grasp_predictor.models import Encoder
 from tactile_grasp_predictor.preprocess import PreprocessConfig, preprocess_batch
-from training.train import TactileSet
+from training.data.sets import TactileSet
 
 
 @torch.no_grad()

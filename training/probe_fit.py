@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tactile_grasp_predictor.errors import ConfigError, TgpError
+from tactile_grasp_predictor.errors import ConfigError
 from tactile_grasp_predictor.probes import Probe, probe_from_sklearn
 from training.config import TrainConfig
 
@@ -155,7 +155,7 @@ def probe_suite(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, y_te: np.n
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``tgp probe``."""
-    from training.train import add_common_arguments, add_run_arguments
+    from training.cli import add_common_arguments, add_run_arguments
 
     add_run_arguments(parser)
     parser.add_argument("--probes", default=",".join(PROBES), help="comma-separated: knn,svm,mlp")
@@ -165,30 +165,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``tgp probe``: writes ``probes.csv``/``probes.json`` into the run directory."""
+    from training.cli import load_data
     from training.features import extract_features
-    from training.train import load_splits, load_trained, synthetic_set
+    from training.train import load_trained
 
-    try:
-        trained = load_trained(args.run)
-        cfg = trained.config
-        if args.synthetic:
-            full = synthetic_set(args.synthetic, cfg.resize_hw, seed=cfg.seed)
-            cut = (2 * len(full)) // 3
-            train_set, test_set = full.subset(range(cut)), full.subset(range(cut, len(full)))
-        elif args.data:
-            train_set, test_set, _ = load_splits(args.data, cfg, args.cache, progress=not args.no_progress)
-        else:
-            raise ConfigError("tgp probe: give --data DIR or --synthetic N")
-        probes = tuple(p.strip() for p in args.probes.split(",") if p.strip())
-        fractions = (tuple(float(f) for f in args.fractions.split(",")) if args.fractions
-                     else cfg.label_fractions)
-        enc = trained.method.encoder
-        x_tr = extract_features(enc, train_set, trained.preprocess)
-        x_te = extract_features(enc, test_set, trained.preprocess)
-        rows = probe_suite(x_tr, train_set.labels, x_te, test_set.labels, cfg, probes, fractions, cfg.seed)
-    except TgpError as exc:
-        print(f"tgp probe: error: {exc}")
-        return 2
+    trained = load_trained(args.run)
+    cfg = trained.config
+    train_set, test_set, _ = load_data(args, cfg)
+    probes = tuple(p.strip() for p in args.probes.split(",") if p.strip())
+    fractions = (tuple(float(f) for f in args.fractions.split(",")) if args.fractions
+                 else cfg.label_fractions)
+    enc = trained.method.encoder
+    x_tr = extract_features(enc, train_set, trained.preprocess)
+    x_te = extract_features(enc, test_set, trained.preprocess)
+    rows = probe_suite(x_tr, train_set.labels, x_te, test_set.labels, cfg, probes, fractions, cfg.seed)
     with (args.run / "probes.csv").open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(asdict(rows[0])))
         w.writeheader()

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tactile_grasp_predictor.data.calandra import CalandraShard, gelsight_key, index_shards
-from tactile_grasp_predictor.errors import DatasetError, TgpError
+from tactile_grasp_predictor.errors import DatasetError
 from tactile_grasp_predictor.metrics import binary_metrics, json_safe
 from tactile_grasp_predictor.predictor import BACKEND_CHOICES, Predictor
 
@@ -75,7 +75,7 @@ def plot_scores(rows: list[dict[str, Any]], threshold: float, path: Path, title:
     p = np.array([r["p"] for r in rows])
     y = np.array([r["label"] for r in rows], dtype=bool)
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    bins = np.linspace(0, 1, 26)
+    bins = np.linspace(0, 1, 26).tolist()  # 25 equal bins over [0, 1]
     ax.hist(p[y], bins=bins, alpha=0.6, label=f"lift succeeded ({int(y.sum())})", color="tab:green")
     ax.hist(p[~y], bins=bins, alpha=0.6, label=f"lift failed ({int((~y).sum())})", color="tab:red")
     ax.axvline(threshold, color="k", ls="--", label=f"threshold {threshold:.2f}")
@@ -101,14 +101,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Score the shards, print the metrics at the bundle's threshold, write the files."""
-    try:
-        predictor = Predictor.from_bundle(args.bundle, backend=args.backend)
-        finger = str(predictor.bundle.manifest.get("config", {}).get("finger", "A"))
-        rows, skipped = score_shards(predictor, args.data, finger, limit=args.limit,
-                                     progress=not args.no_progress)
-    except TgpError as exc:
-        print(f"tgp score: error: {exc}")
-        return 2
+    predictor = Predictor.from_bundle(args.bundle, backend=args.backend)
+    finger = str(predictor.bundle.manifest.get("config", {}).get("finger", "A"))
+    rows, skipped = score_shards(predictor, args.data, finger, limit=args.limit,
+                                 progress=not args.no_progress)
     p = np.array([r["p"] for r in rows])
     y = np.array([r["label"] for r in rows])
     metrics = {"bundle": str(args.bundle), "model_id": predictor.model_id, "backend": predictor.backend,

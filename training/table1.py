@@ -31,12 +31,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from tactile_grasp_predictor.errors import ConfigError, TgpError
+from tactile_grasp_predictor.errors import ConfigError
 from tactile_grasp_predictor.preprocess import preprocess_batch
+from training.cli import add_common_arguments, add_data_arguments, load_data
 from training.config import TrainConfig, load_config
+from training.data.sets import TactileSet
 from training.features import extract_features
 from training.probe_fit import PROBES, label_subset, probe_suite
-from training.train import TactileSet, load_splits, synthetic_set, train
+from training.train import preprocess_for, train
 
 log = logging.getLogger("tgp.table1")
 
@@ -177,7 +179,6 @@ def _untrained(cfg: TrainConfig, train_set: TactileSet, seed: int) -> Any:
     from types import SimpleNamespace
 
     from training.methods import build_method
-    from training.train import preprocess_for
 
     torch.manual_seed(seed)
     pp = preprocess_for(cfg, train_set)
@@ -368,10 +369,7 @@ def _plot(rows: list[Row], methods: list[str], cfg: TrainConfig, path: Path) -> 
 # ------------------------------------------------------------------ CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``tgp table1``."""
-    from training.train import add_common_arguments
-
-    parser.add_argument("--data", type=Path, help="directory of .h5 shards (Calandra layout)")
-    parser.add_argument("--synthetic", type=int, default=0, metavar="N", help="N synthetic trials instead")
+    add_data_arguments(parser)
     parser.add_argument("--out", type=Path, default=Path("results/table1"), help="report directory")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
     parser.add_argument("--label-draws", type=int, default=1, metavar="N",
@@ -387,35 +385,22 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     t0 = time.perf_counter()
-    try:
-        cfg = load_config(args.config, args.overrides)
-        methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-        unknown = [m for m in methods if m not in LABELS]
-        if unknown:
-            raise ConfigError(f"--methods: unknown {unknown}; known: {list(LABELS)}")
-        seeds = tuple(int(s) for s in args.seeds.split(","))
-        probes = tuple(p.strip() for p in args.probes.split(",") if p.strip())
-        if args.synthetic:
-            full = synthetic_set(args.synthetic, cfg.resize_hw, seed=cfg.seed)
-            cut = (2 * len(full)) // 3
-            train_set, test_set = full.subset(range(cut)), full.subset(range(cut, len(full)))
-            info: dict[str, Any] = {"kind": "synthetic", "seed": cfg.seed, "n_train": cut,
-                                    "n_test": len(full) - cut}
-        elif args.data:
-            train_set, test_set, info = load_splits(args.data, cfg, args.cache, progress=not args.no_progress)
-        else:
-            raise ConfigError("tgp table1: give --data DIR or --synthetic N")
-        args.out.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(args.out / "table1.log")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        logging.getLogger("tgp").addHandler(handler)
-        logging.getLogger("tgp").setLevel(logging.INFO)
-        (args.out / "split.json").write_text(json.dumps(info, indent=1))
-        rows = run_table(cfg, train_set, test_set, args.out, methods, seeds, probes, not args.no_progress,
-                         args.label_draws)
-    except TgpError as exc:
-        print(f"tgp table1: error: {exc}")
-        return 2
+    cfg = load_config(args.config, args.overrides)
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    unknown = [m for m in methods if m not in LABELS]
+    if unknown:
+        raise ConfigError(f"--methods: unknown {unknown}; known: {list(LABELS)}")
+    seeds = tuple(int(s) for s in args.seeds.split(","))
+    probes = tuple(p.strip() for p in args.probes.split(",") if p.strip())
+    train_set, test_set, info = load_data(args, cfg)
+    args.out.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(args.out / "table1.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    logging.getLogger("tgp").addHandler(handler)
+    logging.getLogger("tgp").setLevel(logging.INFO)
+    (args.out / "split.json").write_text(json.dumps(info, indent=1))
+    rows = run_table(cfg, train_set, test_set, args.out, methods, seeds, probes, not args.no_progress,
+                     args.label_draws)
     command = "tgp " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("tgp") else "tgp table1 ..."
     write_report(rows, args.out, cfg, info, command, time.perf_counter() - t0)
     print((args.out / "results.md").read_text())
