@@ -12,7 +12,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 typecheck: setup
-	$(VENV)/bin/mypy tactile_grasp_predictor
+	$(VENV)/bin/mypy tactile_grasp_predictor training
 
 test: setup lint typecheck
 	$(PY) -m pytest test
