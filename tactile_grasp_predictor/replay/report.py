@@ -75,6 +75,16 @@ def _fmt(x: Any, digits: int = 3) -> str:
     return format_metric(x, f".{digits}f")
 
 
+def _save(fig: Any, path: Path) -> str:
+    """Lay out, write and close ``fig``; return the file name."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
 def _plots(metrics: dict[str, Any], out: Path) -> list[str]:
     import matplotlib
 
@@ -92,10 +102,7 @@ def _plots(metrics: dict[str, Any], out: Path) -> list[str]:
     ax.plot([0, 1], [0, 1], "--", color="grey", lw=1)
     ax.set(xlabel="false LIFT rate", ylabel="true LIFT rate", title="ROC", xlim=(0, 1), ylim=(0, 1.02))
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "roc.png", dpi=110)
-    plt.close(fig)
-    files.append("roc.png")
+    files.append(_save(fig, out / "roc.png"))
 
     fig, ax = plt.subplots(figsize=(4.5, 4))
     bins = [b for b in metrics["reliability"]["bins"] if b["n"]]
@@ -118,10 +125,7 @@ def _plots(metrics: dict[str, Any], out: Path) -> list[str]:
         ylim=(0, 1.02),
     )
     ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "reliability.png", dpi=110)
-    plt.close(fig)
-    files.append("reliability.png")
+    files.append(_save(fig, out / "reliability.png"))
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     values = metrics["latency_ms"]["values"]
@@ -133,10 +137,7 @@ def _plots(metrics: dict[str, Any], out: Path) -> list[str]:
             )
         ax.legend(fontsize=8)
     ax.set(xlabel="decision latency, Tb trigger → decision (ms)", ylabel="grasps", title="Decision latency")
-    fig.tight_layout()
-    fig.savefig(out / "latency.png", dpi=110)
-    plt.close(fig)
-    files.append("latency.png")
+    files.append(_save(fig, out / "latency.png"))
 
     fig, axes = plt.subplots(1, 2, figsize=(7, 3.3))
     for ax, key, title in (
@@ -156,10 +157,7 @@ def _plots(metrics: dict[str, Any], out: Path) -> list[str]:
             ylabel="label",
             title=title,
         )
-    fig.tight_layout()
-    fig.savefig(out / "confusion.png", dpi=110)
-    plt.close(fig)
-    files.append("confusion.png")
+    files.append(_save(fig, out / "confusion.png"))
     return files
 
 
