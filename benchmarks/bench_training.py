@@ -20,8 +20,9 @@ import torch
 
 from tactile_grasp_predictor.preprocess import difference
 from training.config import load_config
+from training.data.sets import synthetic_set
 from training.methods import build_method
-from training.train import preprocess_for, synthetic_set
+from training.train import preprocess_for
 
 
 def _make_step(bf16: bool) -> Callable[[], int]:

@@ -134,9 +134,10 @@ def test_status_only_updates_the_state_with_joint_states_and_is_the_sample_witho
     s.on_moving(True)
     assert s.on_status(None, 0.1, None, 0.05) == [] and not seen  # names no state: nothing fed
     s.on_status(None, 0.2, GraspState.GRASPING, 0.05)
-    assert seen[-1].width_m is None and seen[-1].grasp_state == GraspState.GRASPING and seen[-1].moving is True
+    last = seen[-1]
+    assert last.width_m is None and last.grasp_state == GraspState.GRASPING and last.moving is True
     s.on_gripper_width(None, 0.3, 0.05)
-    assert seen[-1].width_m == 0.05 and seen[-1].grasp_state == GraspState.GRASPING  # carries the latest state
+    assert (seen[-1].width_m, seen[-1].grasp_state) == (0.05, GraspState.GRASPING)  # carries the latest state
     offline = GraspSession(SessionConfig(time_base="receive", joint_states=False), on_sample=seen.append)
     offline.on_status(None, 0.4, GraspState.IDLE, 0.07, moving=False)
     assert (seen[-1].width_m, seen[-1].moving) == (0.07, False)
@@ -189,7 +190,8 @@ def test_from_node_config_takes_the_nodes_parameters() -> None:
     cfg = NodeConfig.from_values({"time_base": "receive", "threshold": 0.7, "trigger.tb_delay_s": 0.3,
                                   "time_watchdog_slack_s": 0.2})
     sc = SessionConfig.from_node_config(cfg)
-    assert (sc.time_base, sc.threshold, sc.trigger.tb_delay_s, sc.time_watchdog_slack_s) == ("receive", 0.7, 0.3, 0.2)
+    got = (sc.time_base, sc.threshold, sc.trigger.tb_delay_s, sc.time_watchdog_slack_s)
+    assert got == ("receive", 0.7, 0.3, 0.2)
     assert SessionConfig.from_node_config(NodeConfig.from_values({})).threshold is None
 
 

@@ -50,7 +50,8 @@ def test_param_file_layouts(tmp_path: Path) -> None:
     f.write_text("/**:\n  ros__parameters:\n    use_sim_time: true\n    time_base: receive\n"
                  "    trigger:\n      tb_delay_s: 0.4\n      max_stamp_lag_s: -1.0\n")
     cfg = config_from_file(f)
-    assert cfg["time_base"] == "receive" and cfg.trigger.tb_delay_s == 0.4 and cfg.trigger.max_stamp_lag_s is None
+    assert cfg["time_base"] == "receive" and cfg.trigger.tb_delay_s == 0.4
+    assert cfg.trigger.max_stamp_lag_s is None
     f.write_text("tb_delay_s: 0.3\nsettle_window_s: 0.25\n")  # a plain mapping of TriggerConfig fields
     assert read_param_file(f) == {"trigger.tb_delay_s": 0.3, "trigger.settle_window_s": 0.25}
     f.write_text("/other_node:\n  ros__parameters:\n    x: 1\n/predictor_node:\n  ros__parameters:\n"
@@ -65,7 +66,8 @@ def test_param_file_layouts(tmp_path: Path) -> None:
     ("[1, 2]\n", "expected a mapping"),
     ("a: [\n", "cannot read parameters"),
 ])
-def test_bad_param_files_are_refused_naming_the_file_and_parameter(tmp_path: Path, text: str, needle: str) -> None:
+def test_bad_param_files_are_refused_naming_the_file_and_parameter(tmp_path: Path, text: str,
+                                                                   needle: str) -> None:
     f = tmp_path / "bad.yaml"
     f.write_text(text)
     with pytest.raises(ConfigError, match=re.escape(needle)) as info:

@@ -274,19 +274,15 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Dispatch to record / eval / play / compare; bad input: a message and exit code 2, never a traceback."""
-    try:
-        if args.bag_command == "record":
-            from training import bag_record
+    """Dispatch to record / eval / play / compare (``tgp`` turns a TgpError into a message and exit 2)."""
+    if args.bag_command == "record":
+        from training import bag_record
 
-            return bag_record.run(args)
-        if args.bag_command == "eval":
-            return _eval(args)
-        if args.bag_command == "compare":
-            return _compare(args)
-        from tactile_grasp_predictor.ros import bag_player
+        return bag_record.run(args)
+    if args.bag_command == "eval":
+        return _eval(args)
+    if args.bag_command == "compare":
+        return _compare(args)
+    from tactile_grasp_predictor.ros import bag_player
 
-        return bag_player.run(args)
-    except TgpError as exc:
-        print(f"tgp bag {args.bag_command}: {exc}", file=sys.stderr)
-        return 2
+    return bag_player.run(args)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from training.data.sets import synthetic_set
 from training.data.shard_writer import write_shard
-from training.train import synthetic_set
 
 
 def write_synthetic_shards(directory: Path, n: int, hw: tuple[int, int] = (48, 64), seed: int = 3, *,
