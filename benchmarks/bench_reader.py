@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tactile_grasp_predictor.data import GELSIGHT_A_BEFORE, GELSIGHT_A_DURING, CalandraShard, index_shards
+from tactile_grasp_predictor.data import GELSIGHT_A_BEFORE, GELSIGHT_A_DURING, index_shards, read_trials
 from tactile_grasp_predictor.preprocess import PreprocessConfig, resize_frame
 from training.data.cache import build_cache
 from training.data.shard_writer import write_shard
@@ -51,17 +51,9 @@ def _trials(rng: np.random.Generator, n: int, h: int, w: int, keys: tuple[str, .
 
 def _read_hdf5(refs: list, cfg: PreprocessConfig) -> float:
     start = time.perf_counter()
-    shard = None
-    for ref in refs:
-        if shard is None or shard.path != ref.path:
-            if shard is not None:
-                shard.close()
-            shard = CalandraShard(ref.path)
-        t = shard.read(ref.index, keys=(GELSIGHT_A_BEFORE, GELSIGHT_A_DURING))
+    for t in read_trials(refs, keys=(GELSIGHT_A_BEFORE, GELSIGHT_A_DURING)):
         resize_frame(t.images[GELSIGHT_A_BEFORE], cfg)
         resize_frame(t.images[GELSIGHT_A_DURING], cfg)
-    if shard is not None:
-        shard.close()
     return len(refs) / (time.perf_counter() - start)
 
 

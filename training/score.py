@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import logging
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from tactile_grasp_predictor.data.calandra import CalandraShard, gelsight_key, index_shards
+from tactile_grasp_predictor.data.calandra import gelsight_key, index_shards, read_trials
 from tactile_grasp_predictor.errors import DatasetError
 from tactile_grasp_predictor.metrics import binary_metrics, json_safe
 from tactile_grasp_predictor.predictor import BACKEND_CHOICES, Predictor
@@ -40,27 +41,18 @@ def score_shards(predictor: Predictor, data: Path, finger: str = "A", batch: int
     refs = index.refs[:limit] if limit > 0 else index.refs
     rows: list[dict[str, Any]] = []
     bar = tqdm(total=len(refs), desc="scoring trials", unit="trial", disable=not progress)
-    shard: CalandraShard | None = None  # kept open while consecutive trials share a file
+    trials = read_trials(refs, keys=(before, during))
     try:
         for start in range(0, len(refs), batch):
             chunk = refs[start : start + batch]
-            tas, tbs = [], []
-            for ref in chunk:
-                if shard is None or shard.path != ref.path:
-                    if shard is not None:
-                        shard.close()
-                    shard = CalandraShard(ref.path)
-                trial = shard.read(ref.index, keys=(before, during))
-                tas.append(trial.images[before])
-                tbs.append(trial.images[during])
-            p = predictor.predict_batch(tas, tbs)
+            read = list(itertools.islice(trials, len(chunk)))
+            p = predictor.predict_batch([t.images[before] for t in read], [t.images[during] for t in read])
             for ref, pi in zip(chunk, p, strict=True):
                 rows.append({"trial": ref.source, "object": ref.object_name, "p": float(pi),
                              "verdict": "LIFT" if pi >= predictor.threshold else "ABORT", "label": ref.label})
             bar.update(len(chunk))
     finally:
-        if shard is not None:
-            shard.close()
+        trials.close()
         bar.close()
     return rows, list(index.skipped)
 

@@ -22,6 +22,7 @@ from tactile_grasp_predictor.data.calandra import (
     TrialRef,
     gelsight_key,
     index_shards,
+    read_trials,
 )
 
 __all__ = [
@@ -46,4 +47,5 @@ __all__ = [
     "TrialRef",
     "gelsight_key",
     "index_shards",
+    "read_trials",
 ]

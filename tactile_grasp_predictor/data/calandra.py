@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -379,6 +379,25 @@ class CalandraShard:
         """Iterate over every trial (default keys), one at a time."""
         for index in self._indices:
             yield self.read(index)
+
+
+def read_trials(refs: Iterable[TrialRef], keys: Iterable[str] = DEFAULT_KEYS) -> Generator[Trial, None, None]:
+    """Read the trials of ``refs`` in order, keeping one shard open while consecutive trials share a file.
+
+    Close the generator (``contextlib.closing``) when stopping early, to close the last shard.
+    """
+    keys = tuple(keys)
+    shard: CalandraShard | None = None
+    try:
+        for ref in refs:
+            if shard is None or shard.path != ref.path:
+                if shard is not None:
+                    shard.close()
+                shard = CalandraShard(ref.path)
+            yield shard.read(ref.index, keys=keys)
+    finally:
+        if shard is not None:
+            shard.close()
 
 
 def _check_image_meta(where: str, key: str, dtype: np.dtype, shape: tuple[int, ...]) -> None:
