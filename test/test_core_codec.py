@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import struct
+
 import cv2
 import numpy as np
 import pytest
 
 from tactile_grasp_predictor.errors import FrameError
 from tactile_grasp_predictor.image_codec import (
+    ENCODINGS,
+    MAX_DATA_BYTES,
+    MAX_SIDE,
     SUPPORTED_ENCODINGS,
+    check_compressed,
+    check_image,
+    compressed_size,
     decode_compressed,
     decode_image,
     encode_image,
@@ -125,3 +133,101 @@ def test_supported_list_is_accurate() -> None:
     for enc in SUPPORTED_ENCODINGS:
         step, data = encode_image(RGB, enc)
         assert decode_image(enc, 5, 7, step, data).shape == (5, 7, 3)
+
+
+# --------------------------------------------------------------------- the table's refusals (#19)
+@pytest.mark.parametrize(("encoding", "says"), [
+    ("RGB8", "did you mean 'rgb8'"), ("Mono8", "did you mean 'mono8'"), ("8uc3", "did you mean '8UC3'"),
+    (" rgb8", "did you mean 'rgb8'"), ("bgra8 ", "did you mean 'bgra8'"), ("MONO16", "did you mean 'mono16'"),
+    ("mono16", "16 bits per channel"), ("16UC1", "16 bits per channel"), ("32FC1", "32/64-bit"),
+    ("8SC3", "signed 8-bit"), ("bayer_rggb8", "Bayer"), ("yuv422", "YUV"), ("", "not supported"),
+    ("jpeg", "not supported"),
+])
+def test_encodings_outside_the_table_are_refused_by_name(encoding: str, says: str) -> None:
+    with pytest.raises(FrameError, match=f"Image.encoding: .*{says}"):
+        check_image(encoding, 1, 1, 4, 0, 4)
+
+
+def test_the_table_is_exact_and_accepted_only_narrows_it() -> None:
+    assert set(ENCODINGS) == set(SUPPORTED_ENCODINGS) == {
+        "rgb8", "bgr8", "8UC3", "mono8", "8UC1", "rgba8", "bgra8", "8UC4"}
+    assert all(e.bit_depth == 8 and e.channels in (1, 3, 4) for e in ENCODINGS.values())
+    assert check_image("rgba8", 1, 1, 4, 1, 4).channels == 4  # big-endian flag: 8-bit data has no order
+    with pytest.raises(FrameError, match="not accepted"):
+        check_image("rgba8", 1, 1, 4, 0, 4, accepted=("rgb8", "bgr8"))
+    with pytest.raises(FrameError, match="did you mean"):  # a table refusal stays one with any accepted
+        check_image("RGB8", 1, 1, 3, 0, 3, accepted=("RGB8",))
+
+
+@pytest.mark.parametrize(("args", "field"), [
+    ((4096, 4097, 4097 * 3), "height/width"),  # 16.8 M pixels > MAX_PIXELS, never allocated
+    ((MAX_SIDE + 1, 1, 3), "height/width"),
+    ((1, 1, MAX_DATA_BYTES + 1), "data"),  # a step as large as memory
+    ((-1, 4, 12), "height/width"),
+])
+def test_sizes_are_bounded_before_any_allocation(args: tuple[int, int, int], field: str) -> None:
+    h, w, step = args
+    with pytest.raises(FrameError, match=f"Image.{field}"):
+        check_image("rgb8", h, w, step, 0, step * max(h, 0))
+
+
+@pytest.mark.parametrize(("data", "big"), [([300, 0, 0], 0), ([-1, 0, 0], 0), ("abc", 0), (b"\0\0\0", None),
+                                           (b"\0\0\0", np.array([0, 1])), (b"\0\0\0", 2**70)])
+def test_out_of_range_values_are_frame_errors(data: object, big: object) -> None:
+    """Regression (#19): out-of-range values raised OverflowError instead of FrameError."""
+    with pytest.raises(FrameError, match=r"Image\.(data|is_bigendian)"):
+        decode_image("rgb8", 1, 1, 3, data, big)  # type: ignore[arg-type]
+
+
+def test_view_only_where_asked_and_unpadded() -> None:
+    step, data = encode_image(RGB, "bgr8")
+    buf = np.frombuffer(bytearray(data), np.uint8)
+    view = decode_image("bgr8", 5, 7, step, buf, copy=False)
+    assert np.shares_memory(view, buf) and np.array_equal(view, RGB)
+    assert not np.shares_memory(decode_image("bgr8", 5, 7, step, buf), buf)
+    assert decode_image("mono8", 5, 7, 7, bytes(35), copy=False).flags.owndata  # mono: always converted
+
+
+def _png(h: int = 48, w: int = 64) -> bytes:
+    ok, enc = cv2.imencode(".png", cv2.resize(RGB, (w, h), interpolation=cv2.INTER_NEAREST))
+    assert ok
+    return enc.tobytes()
+
+
+def _jpeg() -> bytes:
+    ok, enc = cv2.imencode(".jpg", cv2.resize(RGB, (64, 48), interpolation=cv2.INTER_NEAREST))
+    assert ok
+    return enc.tobytes()
+
+
+def test_declared_size_is_read_from_png_and_jpeg_headers() -> None:
+    assert compressed_size(_png(48, 64)) == ("png", 48, 64)
+    assert compressed_size(_jpeg()) == ("jpeg", 48, 64)
+    assert check_compressed("rgb8; jpeg compressed bgr8", _jpeg()) == ("jpeg", 48, 64)
+
+
+def test_decompression_bomb_is_refused_from_its_header() -> None:
+    """Regression (#19): a PNG declaring 20000 x 20000 was decoded into 1.2 GB."""
+    png = bytearray(_png())
+    png[16:24] = struct.pack(">II", 20000, 20000)  # IHDR width, height
+    with pytest.raises(FrameError, match=r"declares 20000 x 20000 pixels.*refused before decoding"):
+        decode_compressed("png", bytes(png))
+    jpeg = bytearray(_jpeg())
+    sof = next(i for i in range(2, len(jpeg) - 1) if jpeg[i] == 0xFF and jpeg[i + 1] in (0xC0, 0xC2))
+    jpeg[sof + 5: sof + 9] = struct.pack(">HH", 65000, 65000)  # height, width
+    with pytest.raises(FrameError, match="declares 65000 x 65000"):
+        decode_compressed("jpeg", bytes(jpeg))
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda b: b[:40],  # truncated after the header
+    lambda b: b[:8] + b"\0" * 8 + b[16:],  # no IHDR
+    lambda b: b[:33] + bytes(x ^ 0x5A for x in b[33:]),  # garbage body
+    lambda b: b"BM" + b[2:],  # a BMP signature: OpenCV would decode it, we do not
+    lambda b: b"\xff\xd8\xff\xda" + b[4:],  # JPEG scan before any frame header
+    lambda b: b"\xff\xd8" + b"\xff\xe0\x00",  # JPEG cut inside a segment length
+])
+def test_every_decoder_failure_is_a_frame_error(mutate: object) -> None:
+    """Regression (#19): corrupt compressed frames raised cv2.error out of the decoder."""
+    with pytest.raises(FrameError, match=r"CompressedImage\.data"):
+        decode_compressed("png", mutate(_png()))  # type: ignore[operator]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -31,16 +31,13 @@ import numpy as np
 
 from tactile_grasp_predictor.errors import BagError, FrameError
 from tactile_grasp_predictor.gripper import JointWidthConfig, joint_state_width
-from tactile_grasp_predictor.node_config import default_joints
+from tactile_grasp_predictor.node_config import NodeConfig, default_joints
 from tactile_grasp_predictor.wsg import STATUS_TYPES, decode_status, variant_of
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
 JOINT_STATE_TYPE = "sensor_msgs/msg/JointState"
 BOOL_TYPE = "std_msgs/msg/Bool"
-
-#: encodings the core decodes (see image_codec)
-RAW_ENCODINGS = {"rgb8": 3, "bgr8": 3, "8uc3": 3, "mono8": 1, "8uc1": 1, "rgba8": 4, "bgra8": 4, "8uc4": 4}
 
 _LEFT_TOKENS = ("left", "gelsight_l", "gelsighta", "gelsight_a", "/l/", "_l/", "gsmini", "finger0", "/a/")
 _RIGHT_TOKENS = ("right", "gelsight_r", "gelsightb", "gelsight_b", "/r/", "_r/", "finger1", "/b/")
@@ -196,15 +193,12 @@ class LazyImage:
             data = memoryview(self.raw)[m.data_offset : m.data_offset + m.data_len]
             try:
                 if m.compressed:
-                    self._image = image_codec.decode_compressed(m.encoding, bytes(data))
+                    self._image = image_codec.decode_compressed(m.encoding, data)
                 else:
-                    self._image = image_codec.decode_image(
-                        m.encoding, m.height, m.width, m.step, np.frombuffer(data, np.uint8), m.is_bigendian
-                    )
+                    self._image = image_codec.decode_image(m.encoding, m.height, m.width, m.step, data,
+                                                           m.is_bigendian)
             except FrameError as exc:
                 raise FrameError(f"{self.source}: {exc}") from exc
-            except Exception as exc:  # a codec failure is a bad frame, never a crash
-                raise FrameError(f"{self.source}: cannot decode image: {exc}") from exc
         return self._image
 
 
@@ -344,30 +338,28 @@ def parse_joint_state(raw: bytes) -> tuple[list[str], list[float]]:
     return names, positions
 
 
-def check_image_meta(meta: ImageMeta) -> str | None:
-    """Cheap validity check of an image without decoding pixels: the reason if unusable.
+def check_image_meta(meta: ImageMeta, raw: bytes | None = None,
+                     accepted: Collection[str] | None = None) -> str | None:
+    """Cheap validity check of an image without decoding pixels: the reason if unusable, else ``None``.
 
-    The same checks :func:`~tactile_grasp_predictor.image_codec.decode_image` makes (the node
-    drops a frame that fails them before it reaches the gate), so the replay drops the same frames.
+    The node's own checks (:func:`~tactile_grasp_predictor.image_codec.check_image`, the table of
+    encodings narrowed to ``accepted``, the node's ``image_encodings``), so the replay drops exactly
+    the frames the node drops. A compressed frame's header (``raw``: the message's CDR bytes) has
+    its declared size bounded (:func:`~tactile_grasp_predictor.image_codec.check_compressed`);
+    its body is only decoded when the frame is used.
     """
-    from tactile_grasp_predictor.image_codec import MAX_SIDE
+    from tactile_grasp_predictor import image_codec
 
-    if meta.compressed:
-        fmt = meta.encoding.lower()
-        if not any(k in fmt for k in ("jpeg", "jpg", "png")):
-            return f"CompressedImage.format: {meta.encoding!r} is not jpeg or png"
-        return None if meta.data_len > 0 else "CompressedImage.data: empty"
-    channels = RAW_ENCODINGS.get(meta.encoding.strip().lower())
-    if channels is None:
-        return f"Image.encoding: {meta.encoding!r} is not supported (supported: {sorted(RAW_ENCODINGS)})"
-    if not (0 < meta.height <= MAX_SIDE and 0 < meta.width <= MAX_SIDE):
-        return f"Image.height/width: {meta.height} x {meta.width} is empty or larger than {MAX_SIDE}"
-    if meta.is_bigendian not in (0, 1):
-        return f"Image.is_bigendian: must be 0 or 1, got {meta.is_bigendian}"
-    if meta.step < meta.width * channels:
-        return f"Image.step: {meta.step} < width {meta.width} x {channels} channels"
-    if meta.data_len != meta.step * meta.height:
-        return f"Image.data: {meta.data_len} bytes, expected step {meta.step} x height {meta.height}"
+    try:
+        if meta.compressed:
+            end = meta.data_offset + meta.data_len
+            data = b"" if raw is None else memoryview(raw)[meta.data_offset : end]
+            image_codec.check_compressed(meta.encoding, data)
+        else:
+            image_codec.check_image(meta.encoding, meta.height, meta.width, meta.step, meta.is_bigendian,
+                                    meta.data_len, accepted)
+    except FrameError as exc:
+        return str(exc)
     return None
 
 
@@ -444,6 +436,11 @@ class _SalvagedMcap:
 
 
 # ------------------------------------------------------------------------------ the source
+def default_encodings() -> tuple[str, ...]:
+    """Return the image encodings the node accepts by default (its ``image_encodings``)."""
+    return tuple(NodeConfig.from_values({})["image_encodings"])
+
+
 def _stamp_of(msg: Any) -> float | None:
     st = getattr(getattr(msg, "header", None), "stamp", None)
     if st is None or (st.sec == 0 and st.nanosec == 0):
@@ -455,13 +452,16 @@ def _stamp_of(msg: Any) -> float | None:
 class BagSource:
     """A rosbag2 recording opened for replay (context manager).
 
-    ``path`` is the bag directory (or its single ``.mcap`` / ``.db3`` file's directory).
+    ``path`` is the bag directory (or its single ``.mcap`` / ``.db3`` file's directory);
+    ``encodings``: the raw image encodings accepted, as the node's ``image_encodings`` (default:
+    its default), so frames the node would refuse are refused here too.
     """
 
     path: Path
     wanted: TopicSelection = field(default_factory=TopicSelection)
     joint_width: JointWidthConfig = field(default_factory=default_joints)
     warnings: list[str] = field(default_factory=list)
+    encodings: tuple[str, ...] = field(default_factory=default_encodings)  # the node's image_encodings
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
@@ -604,7 +604,7 @@ class BagSource:
         try:
             if topic == tp.image:
                 meta = parse_image_meta(raw, compressed=conn.msgtype == COMPRESSED_TYPE)
-                bad = check_image_meta(meta)
+                bad = check_image_meta(meta, raw, self.encodings)
                 if bad:
                     return Skipped(t, topic, f"{where}: {bad}")
                 return FrameItem(t, meta.stamp, LazyImage(raw, meta, where))

@@ -7,20 +7,18 @@ arrays, gripper input :class:`~tactile_grasp_predictor.gripper.GripperSample`.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Sequence
 
 import numpy as np
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import CompressedImage, Image, JointState
 from tactile_grasp_msgs.msg import GraspDecision
 
 from tactile_grasp_predictor.decision import Decision, Verdict
 from tactile_grasp_predictor.errors import FrameError
-from tactile_grasp_predictor.image_codec import decode_image, encode_image
+from tactile_grasp_predictor.image_codec import decode_compressed, decode_image, encode_image
 from tactile_grasp_predictor.session import Health
-
-#: Encodings decoded as views of the message buffer when rows are unpadded.
-_VIEWABLE = ("rgb8", "bgr8", "8UC3")
 
 
 def stamp_to_float(stamp: Time) -> float | None:
@@ -38,25 +36,35 @@ def float_to_stamp(t: float | None) -> Time:
     return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
-def image_to_rgb(msg: Image, accepted: tuple[str, ...], topic: str = "image") -> np.ndarray:
+def image_to_rgb(msg: Image, accepted: Collection[str], topic: str = "image") -> np.ndarray:
     """Decode a ``sensor_msgs/Image`` to RGB uint8 ``H x W x 3`` (a view where possible).
 
+    The one decoder of the node and the replay (:func:`~tactile_grasp_predictor.image_codec.decode_image`,
+    its table of encodings narrowed to ``accepted``): unpadded ``rgb8``/``bgr8``/``8UC3`` frames
+    come back as views of the message buffer, without a copy (most frames are never Ta/Tb; the
+    preprocessing copies the two that are).
+
     Raises:
-        FrameError: naming the topic and the field, for an encoding not in ``accepted``
-            or a message whose size, step or data length do not agree.
+        FrameError: naming the topic and the field, for an encoding not in the table or not in
+            ``accepted``, or a message whose size, step, endianness flag or data length do not agree.
 
     """
-    if msg.encoding not in accepted:
-        raise FrameError(f"{topic}: encoding {msg.encoding!r} not accepted (allowed: {', '.join(accepted)})")
-    data = np.frombuffer(msg.data, dtype=np.uint8)  # zero-copy view of the message buffer
-    h, w = int(msg.height), int(msg.width)
-    if msg.encoding in _VIEWABLE and msg.step == 3 * w and data.size == 3 * w * h and h > 0 and w > 0:
-        # Unpadded 3-channel frames: a view, no copy (most frames are never Ta/Tb; the
-        # preprocessing copies the two that are). The view keeps the message buffer alive.
-        rgb = data.reshape(h, w, 3)  # H x W x 3
-        return rgb if msg.encoding == "rgb8" else rgb[:, :, ::-1]
     try:
-        return decode_image(msg.encoding, msg.height, msg.width, msg.step, data, msg.is_bigendian)
+        return decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data, msg.is_bigendian,
+                            accepted=accepted, copy=False)
+    except FrameError as exc:
+        raise FrameError(f"{topic}: {exc}") from exc
+
+
+def compressed_to_rgb(msg: CompressedImage, topic: str = "image/compressed") -> np.ndarray:
+    """Decode a ``sensor_msgs/CompressedImage`` (jpeg, png) to RGB uint8 ``H x W x 3``.
+
+    Raises:
+        FrameError: naming the topic and the field (an unknown format, data that does not decode).
+
+    """
+    try:
+        return decode_compressed(msg.format, msg.data)
     except FrameError as exc:
         raise FrameError(f"{topic}: {exc}") from exc
 
@@ -85,6 +93,11 @@ def finger_joint_state(width_m: float, stamp: Time, names: tuple[str, str]) -> J
     return msg
 
 
+def reason_code(reason: str) -> int:
+    """Return the stable ``GraspDecision.REASON_*`` number of a reason (``REASON_OTHER`` if it has none)."""
+    return int(getattr(GraspDecision, f"REASON_{reason.upper()}", GraspDecision.REASON_OTHER))
+
+
 def decision_to_msg(decision: Decision, frame_id: str, stamp: Time) -> GraspDecision:
     """Convert a core :class:`Decision` to a ``GraspDecision`` (LIFT only if the core said so)."""
     msg = GraspDecision()
@@ -98,6 +111,7 @@ def decision_to_msg(decision: Decision, frame_id: str, stamp: Time) -> GraspDeci
     msg.tb_stamp = float_to_stamp(decision.tb_stamp)
     msg.latency_ms = float(decision.latency_ms) if decision.latency_ms is not None else math.nan
     msg.reason = str(decision.reason)
+    msg.reason_code = reason_code(msg.reason)
     msg.model_id = str(decision.model_id or "")
     return msg
 
@@ -105,11 +119,13 @@ def decision_to_msg(decision: Decision, frame_id: str, stamp: Time) -> GraspDeci
 _LEVELS = {"ok": DiagnosticStatus.OK, "warn": DiagnosticStatus.WARN, "error": DiagnosticStatus.ERROR}
 
 
-def health_to_msg(health: Health, name: str, hardware_id: str, stamp: Time) -> DiagnosticArray:
-    """Convert the session's :class:`Health` to a one-status ``DiagnosticArray``."""
-    status = DiagnosticStatus(level=_LEVELS[health.level], name=name, message=health.message,
-                              hardware_id=hardware_id)
-    status.values = [KeyValue(key=k, value=v) for k, v in health.values.items()]
-    array = DiagnosticArray(status=[status])
+def health_to_msg(statuses: Sequence[tuple[str, Health]], hardware_id: str, stamp: Time) -> DiagnosticArray:
+    """Convert ``(name, Health)`` pairs (the grasp gate's, the sensor's) to a ``DiagnosticArray``."""
+    array = DiagnosticArray()
+    for name, health in statuses:
+        status = DiagnosticStatus(level=_LEVELS[health.level], name=name, message=health.message,
+                                  hardware_id=hardware_id)
+        status.values = [KeyValue(key=k, value=v) for k, v in health.values.items()]
+        array.status.append(status)
     array.header.stamp = stamp
     return array
