@@ -397,7 +397,7 @@ def test_eval_uses_the_node_parameter_file(bags, tmp_path, capsys) -> None:
     assert {g["threshold"] for g in doc["per_grasp"]} == {0.0}
     assert doc["bags"][0]["topics"]["joint_states"] == "/wsg50/joint_states"
     cfg.write_text("/predictor_node:\n  ros__parameters:\n    image_topic: /gelsight/image_raw\n")
-    assert main(["bag", "eval", str(bags["mcap"]), "--params", str(cfg), "--out", str(tmp_path / "r2")]) == 1
+    assert main(["bag", "eval", str(bags["mcap"]), "--params", str(cfg), "--out", str(tmp_path / "r2")]) == 2
     assert "image topic '/gelsight/image_raw' is not in the bag" in capsys.readouterr().err
     cfg.write_text("/predictor_node:\n  ros__parameters:\n    image_topc: /gelsight_left/image_raw\n")
     assert main(["bag", "eval", str(bags["mcap"]), "--params", str(cfg), "--out", str(tmp_path / "r3")]) == 2

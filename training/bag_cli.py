@@ -3,7 +3,8 @@
 - ``tgp bag record [SHARDS...] --out BAG``: simulated trials → a bag (see :mod:`training.bag_record`).
 - ``tgp bag eval BAG... --bundle B [--labels CSV] [--out DIR]``: offline, deterministic replay through
   the node's gate and predictor (:mod:`tactile_grasp_predictor.replay`), then the report
-  (Markdown + PNG + JSON) in ``DIR``.
+  (Markdown + PNG + JSON) in ``DIR``; exit code 2 if no bag could be evaluated (or on ``--strict``'s
+  first refusal, or a bad option), else 0.
 - ``tgp bag play BAG [--rate R] [--start-offset S] [--clock]``: publish live with rclpy
   (:mod:`tactile_grasp_predictor.ros.bag_player`); ``ros2 bag play`` does the same on a full install.
 - ``tgp bag compare BAG --bundle B [--rate R]``: the acceptance check: the offline replay, then
@@ -156,6 +157,7 @@ def _eval(args: argparse.Namespace) -> int:
             session=SessionConfig.from_node_config(cfg),
             topics=topics,
             joint_width=cfg.joints,
+            encodings=cfg["image_encodings"],
             labels=table,
             lazy=not args.eager,
         )
@@ -195,7 +197,7 @@ def _eval(args: argparse.Namespace) -> int:
         )
     )
     print(f"report: {args.out / 'report.md'}")
-    return 1 if all(r.error for r in results) else 0
+    return 2 if all(r.error for r in results) else 0  # docs/replay.md: 2 only if nothing was evaluated
 
 
 def _count(bag: Path, topic: str) -> int:
@@ -224,7 +226,8 @@ def _compare(args: argparse.Namespace) -> int:
     # the node cannot read a driver's custom status type without its package: both sides without it
     t0 = time.perf_counter()
     offline = evaluate_bag(args.bag, predictor, session=SessionConfig.from_node_config(cfg),
-                           topics=TopicSelection(status=""), joint_width=cfg.joints, progress=True)
+                           topics=TopicSelection(status=""), joint_width=cfg.joints, progress=True,
+                           encodings=cfg["image_encodings"])
     t_offline = time.perf_counter() - t0
     tp = offline.topics
     assert tp is not None
@@ -232,7 +235,7 @@ def _compare(args: argparse.Namespace) -> int:
         raise TgpError(f"{args.bag}: the node needs a JointState topic; this bag has none")
     node = {
         **{k: v for k, v in given.items() if k.startswith("trigger.") or k in (
-            "threshold", "width_scale", "width_mode", "joint_names")},
+            "threshold", "width_scale", "width_mode", "joint_names", "image_encodings")},
         "image_topic": tp.image,
         "joint_states_topic": tp.joint_states,
         "moving_topic": tp.moving or "",

@@ -57,6 +57,18 @@ _PLACEHOLDER = np.zeros((0, 0, 3), np.uint8)  # image of a frame not decoded yet
 
 
 # ------------------------------------------------------------------------------ labels
+@dataclass(frozen=True)
+class LabelRow:
+    """One checked row of a labels CSV: a log-time window or a grasp number, and the label."""
+
+    line: int
+    label: bool | None
+    bag: str = ""
+    t_start: float | None = None
+    t_end: float | None = None
+    grasp: int | None = None
+
+
 @dataclass
 class LabelTable:
     """Labels from a CSV sidecar.
@@ -65,45 +77,87 @@ class LabelTable:
     ``t_end`` (log-time window, s, containing the grasp's closing onset; preferred, as it stays
     right when the gate splits or misses a grasp) or ``grasp`` (or ``grasp_id``: the 1-based grasp
     number in the bag). An optional ``bag`` column restricts a row to the bag of that name.
+    Every value is checked when the file is read (:meth:`read`); ``rows`` keeps the raw text.
     """
 
     rows: list[dict[str, str]]
     source: str
+    entries: list[LabelRow] = field(default_factory=list)
 
     @classmethod
     def read(cls, path: Path) -> LabelTable:
-        """Read and check a labels CSV; :class:`BagError` names the file and line."""
+        """Read and check a labels CSV; :class:`BagError` names the file, line and column."""
         path = Path(path)
         try:
-            with path.open(newline="") as f:
-                rows = list(csv.DictReader(f))
-        except OSError as exc:
+            with path.open(newline="", encoding="utf-8") as f:
+                reader = csv.DictReader(f)
+                rows = list(reader)
+        except (OSError, UnicodeDecodeError) as exc:
             raise BagError(f"{path}: cannot read labels: {exc}") from exc
+        except csv.Error as exc:
+            raise BagError(f"{path}:{reader.line_num}: not a CSV file: {exc}") from exc
         if not rows:
             return cls([], str(path))
         cols = set(rows[0])
         if "label" not in cols or not ({"grasp", "grasp_id"} & cols or {"t_start", "t_end"} <= cols):
             raise BagError(
-                f"{path}: labels CSV needs 'label' and 'grasp' (or 't_start','t_end'); got {sorted(cols)}"
+                f"{path}: labels CSV needs 'label' and 'grasp' (or 't_start','t_end'); got "
+                f"{sorted(str(c) for c in cols)}"
             )
-        for i, row in enumerate(rows, start=2):
-            try:
-                _parse_label(row.get("label", ""))
-            except ValueError as exc:
-                raise BagError(f"{path}:{i}: {exc}") from exc
-        return cls(rows, str(path))
+        entries = [_label_row(row, i, f"{path}:{i}") for i, row in enumerate(rows, start=2)]
+        return cls(rows, str(path), entries)
 
     def lookup(self, bag: str, grasp_id: int, t_onset: float | None) -> bool | None:
         """Return the label of grasp ``grasp_id`` (onset ``t_onset``) in ``bag``, ``None`` if unknown."""
-        for row in self.rows:
-            if row.get("bag") and row["bag"] != bag:
+        for row in self.entries:
+            if row.bag and row.bag != bag:
                 continue
-            if row.get("t_start") and row.get("t_end"):  # a time window: robust to split or missed grasps
-                if t_onset is not None and float(row["t_start"]) <= t_onset < float(row["t_end"]):
-                    return _parse_label(row["label"])
-            elif int(row.get("grasp") or row.get("grasp_id") or -1) == grasp_id:
-                return _parse_label(row["label"])
+            if row.t_start is not None and row.t_end is not None:  # a window: robust to split/missed grasps
+                if t_onset is not None and row.t_start <= t_onset < row.t_end:
+                    return row.label
+            elif row.grasp == grasp_id:
+                return row.label
         return None
+
+
+def _label_row(row: dict[Any, Any], line: int, where: str) -> LabelRow:
+    """Check one CSV row (``where``: ``file:line``); :class:`BagError` names the column and value."""
+    if None in row:
+        raise BagError(f"{where}: more fields than the header names ({row[None]!r})")
+
+    def text(col: str) -> str:
+        v = row.get(col)
+        return "" if v is None else str(v).strip()
+
+    try:
+        label = _parse_label(text("label"))
+    except ValueError as exc:
+        raise BagError(f"{where}: {exc}") from exc
+    window: list[float | None] = []
+    for col in ("t_start", "t_end"):
+        v = text(col)
+        try:
+            t = float(v) if v else None
+        except ValueError:
+            raise BagError(f"{where}: column {col!r}: {v[:40]!r} is not a number (seconds)") from None
+        if t is not None and not math.isfinite(t):
+            raise BagError(f"{where}: column {col!r}: {v!r} is not a finite time")
+        window.append(t)
+    t_start, t_end = window
+    if (t_start is None) != (t_end is None):
+        raise BagError(f"{where}: a window needs both 't_start' and 't_end'")
+    if t_start is not None and t_end is not None and not t_start < t_end:
+        raise BagError(f"{where}: window t_start {t_start} is not before t_end {t_end}")
+    grasp = None
+    col = "grasp" if text("grasp") else "grasp_id"
+    if text(col):
+        v = text(col)
+        if not (v.isascii() and v.isdigit() and len(v) <= 9) or int(v) < 1:
+            raise BagError(f"{where}: column {col!r}: {v[:40]!r} is not a grasp number (1, 2, ...)")
+        grasp = int(v)
+    if t_start is None and grasp is None:
+        raise BagError(f"{where}: neither a grasp number nor a 't_start','t_end' window")
+    return LabelRow(line, label, text("bag"), t_start, t_end, grasp)
 
 
 def _parse_label(text: str) -> bool | None:
@@ -114,7 +168,7 @@ def _parse_label(text: str) -> bool | None:
         return True
     if t in ("0", "false", "no", "abort", "fail", "failure"):
         return False
-    raise ValueError(f"label {text!r} is not 1/0, true/false or lift/abort")
+    raise ValueError(f"label {text[:40]!r} is not 1/0, true/false or lift/abort")
 
 
 # ------------------------------------------------------------------------------ results
@@ -184,15 +238,19 @@ def evaluate_bag(
     lazy: bool = True,
     max_warnings: int = 20,
     progress: bool = False,
+    encodings: Sequence[str] | None = None,
 ) -> BagEvaluation:
     """Replay one bag offline; raises :class:`BagError` (naming the bag) only if it cannot be read at all.
 
     ``predictor``: anything with ``predict(ta, tb) -> float``, ``model_id`` and ``threshold``
     (None: every snapshot ends in ABORT ``model_unavailable``, as on the node). ``session``:
     the node's trigger, time base and threshold (``SessionConfig.from_node_config`` of its
-    parameters; default: the node's defaults).
+    parameters; default: the node's defaults). ``encodings``: the node's ``image_encodings``
+    (default: its default); frames in other encodings are refused as the node refuses them.
     """
     source = BagSource(Path(path), topics or TopicSelection(), joint_width or default_joints())
+    if encodings is not None:
+        source.encodings = tuple(encodings)
     config = session or SessionConfig()
     result = BagEvaluation(source.name, str(path), None, time_base=config.time_base)
     start = time.perf_counter()
