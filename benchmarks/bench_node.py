@@ -98,8 +98,8 @@ class Driver:
         from tactile_grasp_predictor.ros.sim_robot_node import DRIVER_QOS
 
         self.node = Node("bench_driver", context=context)
-        self.img_pub = self.node.create_publisher(Image, "/gelsight/image_raw", DRIVER_QOS)
-        self.joint_pub = self.node.create_publisher(JointState, "/joint_states", DRIVER_QOS)
+        self.img_pub = self.node.create_publisher(Image, "/gelsight_left/image_raw", DRIVER_QOS)
+        self.joint_pub = self.node.create_publisher(JointState, "/wsg50/joint_states", DRIVER_QOS)
         self.decisions: list[tuple[float, Any]] = []
         self.node.create_subscription(GraspDecision, "/predictor_node/decision",
                                       lambda m: self.decisions.append((time.time(), m)), 50)

@@ -13,16 +13,17 @@ Example:
     >>> cfg = NodeConfig.from_values({"time_base": "receive", "trigger.tb_delay_s": 0.5})
     >>> cfg.trigger.tb_delay_s, cfg["time_base"], cfg.threshold
     (0.5, 'receive', None)
-    >>> NodeConfig.from_values({"image_topc": "/x"})
+    >>> NodeConfig.from_values({"image_topc": "/x"})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    tactile_grasp_predictor.errors.ConfigError: image_topc: not a parameter of this node
+    tactile_grasp_predictor.errors.ConfigError: image_topc: not a parameter of this node (did you mean ...?)
 
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -42,8 +43,12 @@ ParamValue = bool | int | float | str | list[str] | list[float] | list[int]
 ENCODINGS = ("rgb8", "bgr8", "8UC3", "mono8", "rgba8", "bgra8")
 #: The WSG-50 status layouts (``grasp_state_variant``; see :mod:`tactile_grasp_predictor.wsg`).
 GRASP_STATE_VARIANTS = ("ros1", "ros2_port", "fork")
+#: Input QoS choices (``image_qos``, ``gripper_qos``, ``moving_qos``).
+QOS_CHOICES = ("sensor_data", "reliable")
 #: Parameters every rclpy node has; a parameter file may set them, they are not ours to judge.
 ROS_STANDARD_PARAMETERS = ("use_sim_time", "start_type_description_service")
+#: Parameters read once at start-up; the other read-only ones are read at each lifecycle configure.
+STARTUP_ONLY = ("managed",)
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ class ParamSpec:
     lo: float | None = None  # inclusive range for numbers (each element for arrays)
     hi: float | None = None
     choices: tuple[str, ...] = ()  # allowed strings (each element for string arrays)
-    read_only: bool = False  # fixed at start-up (topics, model files)
+    read_only: bool = False  # fixed while running (lifecycle: set while unconfigured, read at configure)
     numbers_as_text: bool = False  # a string that may look like a number (`-p cpus:=3`): taken as text
 
     def check(self, value: Any) -> str | None:
@@ -84,13 +89,30 @@ class ParamSpec:
         return None
 
 
+def not_declared(name: str, specs: Sequence[ParamSpec]) -> str:
+    """Say that ``name`` is not a parameter of the node, with the closest declared name if one is near.
+
+    Example:
+        >>> not_declared("image_topc", PARAMETERS)
+        "image_topc: not a parameter of this node (did you mean 'image_topic'?)"
+
+    """
+    near = difflib.get_close_matches(name, [s.name for s in specs], n=1, cutoff=0.75)
+    return f"{name}: not a parameter of this node" + (f" (did you mean {near[0]!r}?)" if near else "")
+
+
+def is_ros_standard(name: str) -> bool:
+    """Tell whether ``name`` is a parameter rclpy gives every node (``use_sim_time``, ``qos_overrides.*``)."""
+    return name in ROS_STANDARD_PARAMETERS or name.startswith("qos_overrides.")
+
+
 def check_all(specs: Sequence[ParamSpec], values: Mapping[str, Any]) -> str | None:
     """Check each value of ``values`` against its spec; return the first problem or ``None``."""
     by_name = {s.name: s for s in specs}
     for name, value in values.items():
         spec = by_name.get(name)
         if spec is None:
-            return f"{name}: not a parameter of this node"
+            return not_declared(name, specs)
         problem = spec.check(value)
         if problem:
             return problem
@@ -116,28 +138,46 @@ def _trigger_specs() -> tuple[ParamSpec, ...]:
 
 
 PARAMETERS: tuple[ParamSpec, ...] = (
-    # Inputs.
-    ParamSpec("image_topic", "/gelsight/image_raw", "left GelSight sensor_msgs/Image topic", read_only=True),
+    # Lifecycle.
+    ParamSpec("managed", False,
+              "true: start unconfigured and wait for lifecycle transitions (a lifecycle manager, the "
+              "launch file); false: configure and activate at start-up (a plain node)", read_only=True),
+    # Inputs. Relative names resolve in the node's namespace (-r __ns:=/left_arm).
+    ParamSpec("image_topic", "gelsight_left/image_raw",
+              "left GelSight image topic (what tgp bag record writes, in the node's namespace)",
+              read_only=True),
+    ParamSpec("image_transport", "raw",
+              "raw: sensor_msgs/Image on image_topic; compressed: sensor_msgs/CompressedImage (jpeg, png) "
+              "on image_topic + '/compressed', as image_transport names it", choices=("raw", "compressed"),
+              read_only=True),
+    ParamSpec("right_image_topic", "",
+              "optional right GelSight topic (same transport and QoS; empty: none): shown in the debug "
+              "image; decisions use the left finger, as the bundles are trained", read_only=True),
     ParamSpec("image_qos", "sensor_data",
               "image subscription QoS: sensor_data (best effort; matches any driver) or reliable "
               "(depth 10; needs a reliable driver; FastDDS drops large best-effort frames over UDP)",
-              choices=("sensor_data", "reliable"), read_only=True),
+              choices=QOS_CHOICES, read_only=True),
     ParamSpec("image_encodings", ["rgb8", "bgr8", "8UC3", "mono8"],
               "accepted image encodings (8UC3 = BGR passthrough); others count as bad frames",
               choices=ENCODINGS),
     ParamSpec("frame_id", "", "frame_id of decisions (empty: the image's frame_id)"),
-    ParamSpec("joint_states_topic", "/joint_states", "gripper sensor_msgs/JointState topic", read_only=True),
+    ParamSpec("joint_states_topic", "wsg50/joint_states", "gripper sensor_msgs/JointState topic",
+              read_only=True),
     ParamSpec("gripper_qos", "sensor_data",
               "JointState / status subscription QoS: sensor_data (best effort, depth 5; matches any "
               "driver) or reliable (depth 50: no sample lost to a stalled callback; needs a reliable driver)",
-              choices=("sensor_data", "reliable"), read_only=True),
+              choices=QOS_CHOICES, read_only=True),
     ParamSpec("joint_names", ["wsg50_finger_left_joint", "wsg50_finger_right_joint"],
               "finger joints (sum_abs: widths |a|+|b|) or the one width joint (single)", read_only=True),
     ParamSpec("width_mode", "sum_abs", "how joints give the opening", choices=("sum_abs", "single"),
               read_only=True),
     ParamSpec("width_scale", 1.0, "factor to metres (0.001 for joints in millimetres)", lo=1e-6, hi=1e3,
               read_only=True),
-    ParamSpec("moving_topic", "", "optional std_msgs/Bool 'moving' topic (empty: none)", read_only=True),
+    ParamSpec("moving_topic", "", "optional std_msgs/Bool 'moving' topic (empty: none), e.g. wsg50/moving",
+              read_only=True),
+    ParamSpec("moving_qos", "reliable",
+              "moving flag QoS: reliable (depth 10; no change of the flag lost) or sensor_data (best "
+              "effort; needed for a best-effort driver)", choices=QOS_CHOICES, read_only=True),
     ParamSpec("grasp_state_topic", "", "optional WSG status topic (empty: none)", read_only=True),
     ParamSpec("grasp_state_type", "", "its message type, 'pkg/msg/Type' (the driver's Status message)",
               read_only=True),
@@ -179,6 +219,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               lo=0.005, hi=1.0, read_only=True),
     ParamSpec("max_pending", 4, "snapshots queued for inference before further ones ABORT (overloaded)",
               lo=1, hi=64, read_only=True),
+    # Views of what the node sees.
+    ParamSpec("debug_image", False,
+              "publish ~/debug_image (sensor_msgs/Image rgb8: Ta, Tb, the amplified difference, p, verdict "
+              "and reason of each decision), drawn only while someone subscribes", read_only=True),
+    ParamSpec("sensor_drift_warn", 4.0,
+              "sensor health: diagnostics WARN when no-contact frames drift this many training standard "
+              "deviations from the bundle's frame statistics (gel wear, lighting, a different sensor)",
+              lo=0.5, hi=1000.0),
     *_trigger_specs(),
 )
 
@@ -252,13 +300,49 @@ def default_joints() -> JointWidthConfig:
     return NodeConfig.from_values({}).joints
 
 
-def read_param_file(path: Path, node_name: str = "predictor_node") -> dict[str, Any]:
-    """Read a ROS 2 parameter file as the node would: flat ``name -> value`` of its section.
+def resolve_name(name: str, namespace: str = "/", node_name: str = "predictor_node") -> str:
+    """Resolve a topic name as ROS does: relative names in ``namespace``, ``~`` in the node's own.
 
-    Takes the section ``/<node_name>`` (or ``<node_name>``, or ``/**``) of a file for several
-    nodes, unwraps ``ros__parameters`` and flattens nested mappings (``trigger: {tb_delay_s: …}``
-    → ``trigger.tb_delay_s``). A plain mapping of :class:`TriggerConfig` fields is read as the
-    ``trigger.*`` parameters. Parameters every rclpy node has (``use_sim_time``) are dropped.
+    Example:
+        >>> resolve_name("gelsight_left/image_raw", "/left_arm")
+        '/left_arm/gelsight_left/image_raw'
+        >>> resolve_name("~/decision"), resolve_name("/abs/topic", "/left_arm")
+        ('/predictor_node/decision', '/abs/topic')
+
+    """
+    ns = "/" + namespace.strip("/") if namespace.strip("/") else ""
+    if name.startswith("/"):
+        return name
+    if name == "~" or name.startswith("~/"):
+        return f"{ns}/{node_name}{name[1:]}"
+    return f"{ns}/{name}"
+
+
+def _section_matches(key: str, fqn: str) -> bool:
+    """Tell whether a parameter file's node key (``/**``, ``/**/name``, ``/ns/*``, ``name``) names ``fqn``."""
+    want = [t for t in key.split("/") if t]
+    have = [t for t in fqn.split("/") if t]
+
+    def match(i: int, j: int) -> bool:
+        if i == len(want):
+            return j == len(have)
+        if want[i] == "**":
+            return any(match(i + 1, k) for k in range(j, len(have) + 1))
+        return j < len(have) and want[i] in ("*", have[j]) and match(i + 1, j + 1)
+
+    return match(0, 0)
+
+
+def read_param_file(path: Path, node_name: str = "predictor_node", namespace: str = "/") -> dict[str, Any]:
+    """Read a ROS 2 parameter file as the node ``namespace/node_name`` would: flat ``name -> value``.
+
+    Every section whose key names the node (``/**``, ``/**/predictor_node``, ``/<ns>/predictor_node``,
+    ``predictor_node``; ``*`` one name, ``**`` any) applies, later sections over earlier ones, as
+    rcl reads them; ``ros__parameters`` is unwrapped and nested mappings flattened (``trigger:
+    {tb_delay_s: …}`` → ``trigger.tb_delay_s``). A plain mapping of :class:`TriggerConfig`
+    fields is read as the ``trigger.*`` parameters. Topic parameters (``*_topic``) come back
+    resolved as the node would resolve them (:func:`resolve_name`: relative names in
+    ``namespace``). Parameters every rclpy node has (``use_sim_time``) are dropped.
     Raises :class:`ConfigError` naming the file.
     """
     import yaml
@@ -267,41 +351,43 @@ def read_param_file(path: Path, node_name: str = "predictor_node") -> dict[str, 
         data = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read parameters: {exc}") from exc
-    if isinstance(data, dict):
-        for key in (f"/{node_name}", node_name, "/**"):
-            if isinstance(data.get(key), dict):
-                data = data[key]
-                break
-    while isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), dict) \
-            and next(iter(data)) != "trigger":
-        data = next(iter(data.values()))  # unwrap /node_name: and ros__parameters:
-    if isinstance(data, dict) and "ros__parameters" in data:
-        data = data["ros__parameters"]
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of parameters")
+    fqn = resolve_name(node_name, namespace)
+    ros_layout = [v for v in data.values() if isinstance(v, dict) and "ros__parameters" in v]
+    sections = [v["ros__parameters"] for k, v in data.items()
+                if isinstance(v, dict) and "ros__parameters" in v and _section_matches(str(k), fqn)
+                ] if ros_layout else [data]  # else: a plain mapping of parameters
+    if ros_layout and not sections:
+        raise ConfigError(f"{path}: no section for {fqn} (sections: {', '.join(map(str, data))})")
     flat: dict[str, Any] = {}
 
-    def walk(prefix: str, d: dict[str, Any]) -> None:
+    def walk(prefix: str, d: Any) -> None:
+        if not isinstance(d, dict):
+            raise ConfigError(f"{path}: expected a mapping of parameters under {prefix or 'ros__parameters'}")
         for k, v in d.items():
             if isinstance(v, dict):
                 walk(f"{prefix}{k}.", v)
             else:
                 flat[f"{prefix}{k}"] = v
 
-    walk("", data)
+    for section in sections:  # in file order: a later section's value wins
+        walk("", section)
     trigger_fields = {f.name for f in dataclasses.fields(TriggerConfig)}
     out: dict[str, Any] = {}
     for name, value in flat.items():
-        if name in ROS_STANDARD_PARAMETERS or name.startswith("qos_overrides."):
+        if is_ros_standard(name):
             continue
+        if name.endswith("_topic") and isinstance(value, str) and value:
+            value = resolve_name(value, namespace, node_name)
         out[f"trigger.{name}" if name in trigger_fields else name] = value
     return out
 
 
-def config_from_file(path: Path, node_name: str = "predictor_node") -> NodeConfig:
+def config_from_file(path: Path, node_name: str = "predictor_node", namespace: str = "/") -> NodeConfig:
     """:func:`read_param_file` + :meth:`NodeConfig.from_values`; the error names the file."""
     try:
-        return NodeConfig.from_values(read_param_file(path, node_name))
+        return NodeConfig.from_values(read_param_file(path, node_name, namespace))
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
 
@@ -320,7 +406,8 @@ def markdown_table() -> str:
     for s in PARAMETERS:
         limits = ", ".join(s.choices) if s.choices else (
             f"{s.lo:g} … {s.hi:g}" if s.lo is not None and s.hi is not None else "")
-        meaning = s.description.replace("|", "\\|") + (" (read-only)" if s.read_only else "")
+        when = " (start-up)" if s.name in STARTUP_ONLY else " (configure-time)" if s.read_only else ""
+        meaning = s.description.replace("|", "\\|") + when
         rows.append(f"| `{s.name}` | {_cell(s.default)} | {limits} | {meaning} |")
     return "\n".join(rows) + "\n"
 

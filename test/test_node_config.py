@@ -11,10 +11,12 @@ from tactile_grasp_predictor.errors import ConfigError
 from tactile_grasp_predictor.node_config import (
     PARAMETERS,
     NodeConfig,
+    _section_matches,
     config_from_file,
     defaults,
     markdown_table,
     read_param_file,
+    resolve_name,
 )
 from tactile_grasp_predictor.tracker import TriggerConfig, trigger_doc
 
@@ -31,10 +33,41 @@ def test_docs_parameter_table_is_the_generated_one() -> None:
 def test_config_predictor_yaml_names_only_parameters_and_shows_the_defaults() -> None:
     given = read_param_file(ROOT / "config" / "predictor.yaml")
     assert set(given) <= {s.name for s in PARAMETERS}
-    d = defaults()
+    d = {k: resolve_name(v) if k.endswith("_topic") and v else v for k, v in defaults().items()}
     assert {k: v for k, v in given.items() if v != d[k]} == {}  # "values shown are the defaults"
+    assert given["image_topic"] == "/gelsight_left/image_raw"  # what tgp bag record writes
+    assert given["joint_states_topic"] == "/wsg50/joint_states"
     demo = config_from_file(ROOT / "config" / "demo.yaml")
     assert demo.trigger.tb_delay_s == 0.75 and demo["backend"] == "torch"
+
+
+def test_a_namespaced_node_reads_the_wildcard_and_its_own_sections() -> None:
+    """`/**` applies to every node, `/<ns>/predictor_node` to one; topics resolve in the namespace."""
+    path = ROOT / "config" / "two_arms.yaml"
+    left = read_param_file(path, namespace="/left_arm")
+    right = read_param_file(path, namespace="right_arm")
+    assert left["image_topic"] == "/left_arm/gelsight_left/image_raw"
+    assert right["joint_states_topic"] == "/right_arm/wsg50/joint_states"
+    assert (left["frame_id"], right["frame_id"]) == ("left_arm_gelsight", "right_arm_gelsight")
+    assert "image_encodings" not in left and right["image_encodings"] == ["bgr8", "8UC3"]
+    with pytest.raises(ConfigError, match="no section for /elsewhere/predictor_node"):
+        read_param_file(ROOT / "config" / "demo.yaml", namespace="/elsewhere")  # keyed /predictor_node
+
+
+@pytest.mark.parametrize(("key", "fqn", "matches"), [
+    ("/**", "/a/b/predictor_node", True), ("/**/predictor_node", "/predictor_node", True),
+    ("/*/predictor_node", "/a/predictor_node", True), ("/*/predictor_node", "/a/b/predictor_node", False),
+    ("predictor_node", "/predictor_node", True),
+    ("/left_arm/predictor_node", "/right_arm/predictor_node", False),
+])
+def test_section_keys_match_as_rcl_matches_them(key: str, fqn: str, matches: bool) -> None:
+    assert _section_matches(key, fqn) is matches
+
+
+def test_resolve_name() -> None:
+    assert resolve_name("gelsight_left/image_raw", "/left_arm/") == "/left_arm/gelsight_left/image_raw"
+    assert resolve_name("~/debug_image", "/a", "n") == "/a/n/debug_image"
+    assert resolve_name("/abs", "/a") == "/abs" and resolve_name("x") == "/x"
 
 
 def test_trigger_parameters_come_from_the_core_with_their_descriptions() -> None:
@@ -60,7 +93,8 @@ def test_param_file_layouts(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("text", "needle"), [
-    ("/predictor_node:\n  ros__parameters:\n    image_topc: /x\n", "image_topc: not a parameter"),
+    ("/predictor_node:\n  ros__parameters:\n    image_topc: /x\n", "image_topc: not a parameter of this node "
+     "(did you mean 'image_topic'?)"),
     ("/predictor_node:\n  ros__parameters:\n    threshold: 2.0\n", "threshold: 2.0 is above 1.0"),
     ("/predictor_node:\n  ros__parameters:\n    trigger:\n      tb_timeout_s: 0.1\n", "tb_timeout_s"),
     ("[1, 2]\n", "expected a mapping"),

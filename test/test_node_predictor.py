@@ -263,10 +263,12 @@ def test_parameters_are_declared_with_descriptors_and_validated(ros_context) -> 
         cross = node.set_parameters([Parameter("trigger.tb_timeout_s", value=0.1)])[0]
         assert not cross.successful and "tb_timeout_s" in cross.reason  # must exceed settle window + delay
         ro = node.set_parameters([Parameter("image_topic", value="/other")])[0]
-        assert not ro.successful
-        tb = node.describe_parameter("time_base")
-        assert tb.read_only and "header" in tb.description
+        assert not ro.successful and "read at configure; the node is active" in ro.reason, ro.reason
+        tb = node.describe_parameter("time_base")  # configure-time: settable only while unconfigured
+        assert not tb.read_only and "read at configure" in tb.additional_constraints
+        assert "header" in tb.description
         assert not node.set_parameters([Parameter("time_base", value="header")])[0].successful
+        assert node.describe_parameter("managed").read_only  # read once, at start-up
     finally:
         rig.close()
 

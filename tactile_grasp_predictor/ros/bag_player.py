@@ -319,7 +319,8 @@ def live_replay(
             threading.Thread(target=executor.spin, daemon=True).start()
         if not node.model_ready.wait(120):
             raise BagError(f"{bag}: the node's model did not load in 120 s")
-        inputs = [str(node.cfg["image_topic"]), str(node.cfg["joint_states_topic"])]
+        topics = node.input_topics
+        inputs = [topics["image"], topics["joint_states"]]
         if not player.wait_for_subscribers([t for t in inputs if t in player.topics], 30.0):
             raise BagError(f"{bag}: the node did not subscribe to {inputs} within 30 s")
         deadline = time.monotonic() + 30.0
@@ -335,7 +336,9 @@ def live_replay(
         while expected is not None and len(received) < expected and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.3)  # a late duplicate would show up here
-        gate_stats, timebase = node.session.gate.stats, node.session.timebase
+        session = node.session
+        assert session is not None, "the node is configured (a plain node)"
+        gate_stats, timebase = session.gate.stats, session.timebase
         frames, gripper = gate_stats.frames, gate_stats.gripper_samples
         diag = {"stamp_fallbacks": str(timebase.fallbacks), "clock_problem": timebase.problem()[1],
                 "time_base": timebase.mode}

@@ -35,8 +35,8 @@ from tactile_grasp_predictor.ros.predictor_node import PredictorNode
 from tactile_grasp_predictor.ros.sim_robot_node import DRIVER_QOS, FINGER_JOINTS
 
 HELD = 0.04  # finger opening on the part, metres
-IMAGE_TOPIC = "/gelsight/image_raw"
-JOINT_TOPIC = "/joint_states"
+IMAGE_TOPIC = "/gelsight_left/image_raw"  # the node's defaults, resolved in the root namespace
+JOINT_TOPIC = "/wsg50/joint_states"
 
 # Real-time DDS on a 2-core machine: a stall of a second (first torch use, a busy CI box)
 # reads as gripper silence or a late frame. Rerun such a test before calling it failed;
