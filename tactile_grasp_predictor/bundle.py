@@ -11,9 +11,13 @@ Layout (format version 1)::
       model.onnx            optional: normalised difference ``N x 3 x S x S`` → p(success) ``N``
 
 :func:`write_bundle` writes into a temporary sibling directory and renames it into place,
-so a reader never sees a half-written bundle. :func:`load_bundle` checks the format version
-and the sha256 of every listed file before it builds anything, and raises
-:class:`~tactile_grasp_predictor.errors.BundleError` naming the file at fault.
+so a reader never sees a half-written bundle. :func:`load_bundle` treats a bundle as
+untrusted input: the manifest is checked against its schema
+(:mod:`~tactile_grasp_predictor.bundle_manifest`: types, finite ranges, sizes); only regular
+files are read (no symlinks, devices or pipes), each after its size is checked against what
+the architecture's weights need; every sha256 is verified before anything is built; every
+tensor must be finite. Any failure is a :class:`~tactile_grasp_predictor.errors.BundleError`
+naming the file (and field) at fault.
 
 Example:
     >>> from tactile_grasp_predictor.models import Encoder
@@ -31,6 +35,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 import warnings
 from collections.abc import Mapping
@@ -43,8 +48,9 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
+from tactile_grasp_predictor.bundle_manifest import FORMAT_VERSION, check_manifest, parse_manifest
 from tactile_grasp_predictor.errors import BundleError, ConfigError
-from tactile_grasp_predictor.models import ARCHS, Encoder
+from tactile_grasp_predictor.models import Encoder
 from tactile_grasp_predictor.preprocess import PreprocessConfig
 from tactile_grasp_predictor.probes import Probe, probe_from_tensors, probe_to_tensors
 
@@ -58,11 +64,11 @@ __all__ = [
     "GraspModel",
     "load_bundle",
     "read_manifest",
+    "read_regular_file",
     "write_bundle",
     "write_onnx",
 ]
 
-FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 ENCODER_FILE = "encoder.safetensors"
 PROBE_FILE = "probe.safetensors"
@@ -70,6 +76,11 @@ ONNX_FILE = "model.onnx"
 ONNX_INPUT = "x"
 ONNX_OUTPUT = "p_success"
 ONNX_TOLERANCE = 1e-4
+#: Size limits checked before a file is read (the encoder's follow from its architecture).
+MAX_MANIFEST_BYTES = 1 << 20
+MAX_PROBE_BYTES = 256 << 20  # a KNN bank of 9,296 x 2048 float32 features is 76 MB
+MAX_OTHER_FILE_BYTES = 64 << 20
+SAFETENSORS_HEADER_MAX = 1 << 20
 
 _CALLER_FIELDS = {"model_id", "preprocessing", "threshold", "training_method", "config", "data_fingerprint",
                   "metrics", "notes"}
@@ -268,46 +279,85 @@ def _write_synced(path: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
 
 
+def read_regular_file(path: Path, limit: int, at_least: int = 0) -> bytes:
+    """Read a file that must be a regular file (no symlink, device, FIFO) of ``at_least..limit`` bytes.
+
+    The size is checked from the file's metadata before a byte is read, and again on the
+    open descriptor (``O_NOFOLLOW``: a symlink swapped in meanwhile is refused too).
+
+    Raises:
+        BundleError: naming the file: missing, not a regular file, too small or too large.
+
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError as exc:
+        raise BundleError(f"{path}: missing") from exc
+    except OSError as exc:
+        raise BundleError(f"{path}: unreadable ({exc})") from exc
+
+    def judge(mode: int, size: int) -> None:
+        if stat.S_ISLNK(mode):
+            raise BundleError(f"{path}: is a symbolic link; a bundle holds regular files only")
+        if not stat.S_ISREG(mode):
+            raise BundleError(f"{path}: not a regular file (a directory, device or pipe)")
+        if not at_least <= size <= limit:
+            raise BundleError(f"{path}: {size} bytes, expected {at_least}..{limit} (refused before reading)")
+
+    judge(st.st_mode, st.st_size)
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)  # a FIFO must not block
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise BundleError(f"{path}: cannot open ({exc})") from exc
+    with os.fdopen(fd, "rb") as fh:
+        fst = os.fstat(fh.fileno())
+        judge(fst.st_mode, fst.st_size)
+        data = fh.read(limit + 1)
+    if len(data) != fst.st_size:
+        raise BundleError(f"{path}: changed while being read ({fst.st_size} bytes, read {len(data)})")
+    return data
+
+
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and sanity-check ``manifest.json`` of a bundle directory (no hashing)."""
+    """Read ``manifest.json`` of a bundle directory and check it against the schema (no hashing).
+
+    The schema is :data:`~tactile_grasp_predictor.bundle_manifest.MANIFEST_FIELDS`.
+
+    Raises:
+        BundleError: naming the manifest and the field at fault.
+
+    """
     root = Path(path)
     if not root.is_dir():
         raise BundleError(f"{root}: not a bundle directory (missing or not a directory)")
     mpath = root / MANIFEST_FILE
+    data = read_regular_file(mpath, MAX_MANIFEST_BYTES)
     try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise BundleError(f"{mpath}: missing") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{mpath}: unreadable or not JSON ({exc})") from exc
-    if not isinstance(manifest, dict):
-        raise BundleError(f"{mpath}: expected a JSON object, got {type(manifest).__name__}")
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION or isinstance(version, bool):
-        raise BundleError(f"{mpath}: format_version {version!r} unknown (this reader knows {FORMAT_VERSION})")
-    files = manifest.get("files")
-    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
-        raise BundleError(f"{mpath}: field 'files' must map file names to sha256 strings")
-    for required in (ENCODER_FILE, PROBE_FILE):
-        if required not in files:
-            raise BundleError(f"{mpath}: 'files' lacks {required}")
-    for name in files:
-        if Path(name).name != name:
-            raise BundleError(f"{mpath}: file name {name!r} must be a plain name inside the bundle")
-    for field in ("architecture", "preprocessing", "probe", "threshold"):
-        if field not in manifest:
-            raise BundleError(f"{mpath}: field {field!r} missing")
+        manifest = parse_manifest(data.decode("utf-8"))
+        check_manifest(manifest)
+    except UnicodeDecodeError as exc:
+        raise BundleError(f"{mpath}: unreadable or not JSON (not UTF-8: {exc})") from exc
+    except BundleError as exc:
+        msg = str(exc).removeprefix("manifest: ")
+        raise BundleError(f"{mpath}: {msg}") from exc
     return manifest
 
 
-def _read_verified(root: Path, name: str, expected: str) -> bytes:
+def _size_limits(name: str, encoder_bytes: int, sizes: Mapping[str, int]) -> tuple[int, int]:
+    """``(at_least, limit)`` bytes of a listed file, relative to the weights the architecture needs."""
+    if name == ENCODER_FILE:  # the tensors' bytes, plus the safetensors header
+        return encoder_bytes, encoder_bytes + SAFETENSORS_HEADER_MAX
+    if name == PROBE_FILE:
+        return 0, MAX_PROBE_BYTES
+    if name == ONNX_FILE:  # the same weights in another container (+ the probe's, + the graph)
+        return 0, encoder_bytes + sizes.get(PROBE_FILE, MAX_PROBE_BYTES) + SAFETENSORS_HEADER_MAX * 16
+    return 0, MAX_OTHER_FILE_BYTES
+
+
+def _read_verified(root: Path, name: str, expected: str, limits: tuple[int, int]) -> bytes:
     fpath = root / name
-    try:
-        data = fpath.read_bytes()
-    except FileNotFoundError as exc:
-        raise BundleError(f"{fpath}: missing (listed in {MANIFEST_FILE})") from exc
-    except OSError as exc:
-        raise BundleError(f"{fpath}: unreadable ({exc})") from exc
+    data = read_regular_file(fpath, limits[1], limits[0])
     actual = _sha256(data)
     if actual != expected.lower():
         raise BundleError(f"{fpath}: sha256 mismatch (manifest {expected[:16]}…, file {actual[:16]}…)")
@@ -315,14 +365,61 @@ def _read_verified(root: Path, name: str, expected: str) -> bytes:
 
 
 def _safetensors(data: bytes, fpath: Path) -> dict[str, torch.Tensor]:
+    """Parse safetensors bytes; every floating tensor must be finite, no complex tensors."""
     try:
-        return st_load(data)
+        tensors = st_load(data)
     except Exception as exc:  # safetensors raises its own error types on corrupt headers
-        raise BundleError(f"{fpath}: not a valid safetensors file ({exc})") from exc
+        raise BundleError(f"{fpath}: not a valid safetensors file ({str(exc)[:200]})") from exc
+    for name, t in tensors.items():
+        if t.is_complex():
+            raise BundleError(f"{fpath}: tensor {name!r} is complex ({t.dtype})")
+        if t.is_floating_point() and not _all_finite(t):
+            raise BundleError(f"{fpath}: tensor {name!r} contains NaN or inf")
+    return tensors
+
+
+def _all_finite(t: torch.Tensor) -> bool:
+    """Tell whether every element is finite: a float64 sum is (fast), unless it overflowed (then look)."""
+    if t.numel() == 0 or bool(torch.isfinite(t.sum(dtype=torch.float64))):
+        return True
+    return bool(torch.isfinite(t).all())
+
+
+def _encoder(arch: str) -> tuple[Encoder, dict[str, torch.Tensor]]:
+    """Build an encoder skeleton on the meta device (no memory, no random init); return it and its state."""
+    with torch.device("meta"):
+        encoder = Encoder(arch)
+    return encoder, encoder.backbone.state_dict()
+
+
+def _load_encoder(arch: str, skeleton: Encoder, meta: Mapping[str, torch.Tensor],
+                  tensors: Mapping[str, torch.Tensor], fpath: Path) -> Encoder:
+    """Fill the skeleton with the file's tensors (strict names and shapes; the skeleton's dtypes)."""
+    prefix = "backbone."
+    if not all(k.startswith(prefix) for k in tensors):
+        raise BundleError(f"{fpath}: tensor names must start with {prefix!r}")
+    state = {k[len(prefix):]: v for k, v in tensors.items()}
+    missing = sorted(set(meta) - set(state))
+    unexpected = sorted(set(state) - set(meta))
+    wrong = sorted(k for k in set(meta) & set(state) if tuple(state[k].shape) != tuple(meta[k].shape))
+    if missing or unexpected or wrong:
+        first = (f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}" if unexpected
+                 else f"{wrong[0]}: shape {tuple(state[wrong[0]].shape)}, "
+                      f"expected {tuple(meta[wrong[0]].shape)}")
+        raise BundleError(f"{fpath}: does not fit {arch}: {first}")
+    state = {k: v.to(meta[k].dtype) for k, v in state.items()}
+    skeleton.backbone.load_state_dict(state, strict=True, assign=True)
+    if any(t.is_meta for t in (*skeleton.parameters(), *skeleton.buffers())):
+        raise BundleError(f"{fpath}: does not fill every tensor of {arch}")
+    return skeleton
 
 
 def load_bundle(path: str | os.PathLike[str]) -> Bundle:
-    """Load and verify a bundle: version, every sha256, tensor names and shapes.
+    """Load and verify a bundle: schema, file kinds and sizes, every sha256, tensor names, shapes, values.
+
+    Order: the manifest against its schema; each listed file's kind (regular files only) and
+    size relative to the architecture's weights, before it is read; its sha256; then the
+    tensors (finite, the architecture's names and shapes) and the probe.
 
     Raises:
         BundleError: naming the file (and field) at fault.
@@ -330,53 +427,34 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     """
     root = Path(path)
     manifest = read_manifest(root)
-    mpath = root / MANIFEST_FILE
-    blobs = {name: _read_verified(root, name, sha) for name, sha in manifest["files"].items()}
-
-    arch_info = manifest["architecture"]
-    arch = arch_info.get("arch") if isinstance(arch_info, dict) else None
-    if arch not in ARCHS:
-        raise BundleError(f"{mpath}: architecture.arch {arch!r} unknown; known: {sorted(ARCHS)}")
-    try:
-        pre = PreprocessConfig.from_dict(manifest["preprocessing"])
-    except ConfigError as exc:
-        raise BundleError(f"{mpath}: {exc}") from exc
-    threshold = manifest["threshold"]
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
-        raise BundleError(f"{mpath}: threshold {threshold!r} must be a number in [0, 1]")
+    arch = str(manifest["architecture"]["arch"])
+    skeleton, meta = _encoder(arch)
+    encoder_bytes = sum(t.numel() * t.element_size() for t in meta.values())
+    blobs: dict[str, bytes] = {}
+    order = sorted(manifest["files"], key=lambda n: n == ENCODER_FILE)  # the big one last
+    for name in order:
+        limits = _size_limits(name, encoder_bytes, {k: len(v) for k, v in blobs.items()})
+        blobs[name] = _read_verified(root, name, manifest["files"][name], limits)
+    for required in (ENCODER_FILE, PROBE_FILE):
+        if required not in blobs:
+            raise BundleError(f"{root / MANIFEST_FILE}: field 'files' lacks {required}")
+    pre = PreprocessConfig.from_dict(manifest["preprocessing"])  # checked by the schema
     probe_info = manifest["probe"]
-    if not isinstance(probe_info, dict) or not isinstance(probe_info.get("params"), dict):
-        raise BundleError(f"{mpath}: field 'probe' must be {{'kind': ..., 'params': {{...}}}}")
-
-    encoder = Encoder(str(arch))
-    enc_tensors = _safetensors(blobs[ENCODER_FILE], root / ENCODER_FILE)
-    prefix = "backbone."
-    if not all(k.startswith(prefix) for k in enc_tensors):
-        raise BundleError(f"{root / ENCODER_FILE}: tensor names must start with {prefix!r}")
+    probe_tensors = _safetensors(blobs.pop(PROBE_FILE), root / PROBE_FILE)
     try:
-        encoder.backbone.load_state_dict({k[len(prefix):]: v for k, v in enc_tensors.items()}, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        raise BundleError(f"{root / ENCODER_FILE}: does not fit {arch}: {' '.join(first[:3])}") from exc
-    for k, v in encoder.backbone.state_dict().items():
-        if v.is_floating_point() and not torch.isfinite(v).all():
-            raise BundleError(f"{root / ENCODER_FILE}: tensor {prefix + k!r} contains NaN or inf")
-
-    probe_tensors = _safetensors(blobs[PROBE_FILE], root / PROBE_FILE)
-    try:
-        probe = probe_from_tensors(str(probe_info.get("kind")), probe_tensors, probe_info["params"])
+        probe = probe_from_tensors(str(probe_info["kind"]), probe_tensors, probe_info["params"])
     except BundleError as exc:
         raise BundleError(f"{root / PROBE_FILE}: {exc}") from exc
+    enc_tensors = _safetensors(blobs.pop(ENCODER_FILE), root / ENCODER_FILE)
+    encoder = _load_encoder(arch, skeleton, meta, enc_tensors, root / ENCODER_FILE)
     if probe.in_dim != encoder.feat_dim:
         raise BundleError(
             f"{root / PROBE_FILE}: probe input dim {probe.in_dim} != {arch} features {encoder.feat_dim}"
         )
     model = GraspModel(encoder, probe).eval()
-    model_id = str(manifest.get("model_id") or "")
-    if not model_id:
-        raise BundleError(f"{mpath}: field 'model_id' missing or empty")
-    onnx_path = root / ONNX_FILE if ONNX_FILE in blobs else None
-    return Bundle(root, manifest, model, pre, float(threshold), model_id, onnx_path)
+    onnx_path = root / ONNX_FILE if ONNX_FILE in manifest["files"] else None
+    threshold, model_id = float(manifest["threshold"]), str(manifest["model_id"])
+    return Bundle(root, manifest, model, pre, threshold, model_id, onnx_path)
 
 
 def main(argv: list[str] | None = None) -> int:

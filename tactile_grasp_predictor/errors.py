@@ -25,3 +25,7 @@ class BagError(TgpError, ValueError):
 
 class ConfigError(TgpError, ValueError):
     """A configuration value (YAML field, parameter, CLI option) is invalid."""
+
+
+class ModelError(TgpError, ValueError):
+    """A model gave something other than a probability (NaN, inf, outside [0, 1])."""

@@ -14,8 +14,9 @@ parameters, then through the network with the chosen backend:
 
 Bad frames raise :class:`~tactile_grasp_predictor.errors.FrameError`; a bad bundle raises
 :class:`~tactile_grasp_predictor.errors.BundleError`; an impossible backend/device choice
-raises :class:`~tactile_grasp_predictor.errors.ConfigError`. The returned p is not
-checked here: callers treat a non-finite p as an error (never LIFT).
+raises :class:`~tactile_grasp_predictor.errors.ConfigError`; a model output that is not a
+probability (NaN, inf, outside [0, 1]) raises :class:`~tactile_grasp_predictor.errors.ModelError`,
+which :func:`~tactile_grasp_predictor.decision.decide` turns into ABORT ``model_error``.
 
 Example:
     >>> # predictor = Predictor.from_bundle("bundles/cpu")
@@ -36,7 +37,7 @@ import numpy as np
 import torch
 
 from tactile_grasp_predictor.bundle import ONNX_INPUT, ONNX_OUTPUT, Bundle, load_bundle
-from tactile_grasp_predictor.errors import BundleError, ConfigError, FrameError
+from tactile_grasp_predictor.errors import BundleError, ConfigError, FrameError, ModelError
 from tactile_grasp_predictor.preprocess import PreprocessConfig, preprocess_pair
 
 __all__ = ["BACKENDS", "BACKEND_CHOICES", "Predictor", "choose_backend", "resolve_device"]
@@ -186,19 +187,37 @@ class Predictor:
         return cls(load_bundle(path), backend, device, num_threads, channels_last)
 
     def predict_tensor(self, x: torch.Tensor) -> np.ndarray:
-        """p(success) ``N`` (float64) of already preprocessed ``N x 3 x S x S`` inputs."""
+        """p(success) ``N`` (float64) of already preprocessed ``N x 3 x S x S`` inputs.
+
+        Raises:
+            FrameError: the input is not ``N x 3 x S x S``.
+            ModelError: an output is not a probability (NaN, inf, outside [0, 1]).
+
+        """
         s = self.preprocess.crop
         if x.ndim != 4 or tuple(x.shape[1:]) != (3, s, s):
             raise FrameError(f"input tensor: expected N x 3 x {s} x {s}, got {tuple(x.shape)}")
         if self._session is not None:
             out = self._session.run([ONNX_OUTPUT], {ONNX_INPUT: x.detach().cpu().float().numpy()})[0]
-            return np.asarray(out, dtype=np.float64).reshape(-1)
-        with torch.inference_mode():
-            xin = x.to(self._dev, torch.float32)
-            if self._channels_last:
-                xin = xin.contiguous(memory_format=torch.channels_last)
-            p = self._model(xin)  # N
-        return p.detach().to("cpu", torch.float64).numpy().reshape(-1)
+            p = np.asarray(out, dtype=np.float64).reshape(-1)
+        else:
+            with torch.inference_mode():
+                xin = x.to(self._dev, torch.float32)
+                if self._channels_last:
+                    xin = xin.contiguous(memory_format=torch.channels_last)
+                p = self._model(xin).detach().to("cpu", torch.float64).numpy().reshape(-1)  # N
+        return self._checked(p, int(x.shape[0]))
+
+    def _checked(self, p: np.ndarray, n: int) -> np.ndarray:
+        """Return ``p`` if it holds ``n`` probabilities, else raise :class:`ModelError` naming the first."""
+        if p.shape != (n,):
+            raise ModelError(f"model {self.model_id}: {p.shape[0]} outputs for {n} inputs")
+        bad = np.flatnonzero(~((p >= 0.0) & (p <= 1.0)))  # NaN fails both comparisons
+        if bad.size:
+            i = int(bad[0])
+            raise ModelError(f"model {self.model_id}: p[{i}] = {float(p[i])!r} is not a probability in [0, 1] "
+                             f"({bad.size} of {n} outputs)")
+        return p
 
     def predict(self, ta: np.ndarray, tb: np.ndarray) -> float:
         """p(success) from the RGB uint8 ``H x W x 3`` frames at Ta and Tb (any size, same shape)."""

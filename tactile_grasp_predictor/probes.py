@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -215,6 +216,12 @@ class SVMProbe(Probe):
             )
         if kernel not in ("rbf", "linear"):
             raise BundleError(f"probe parameter 'kernel': {kernel!r} not in ('rbf', 'linear')")
+        scalars = {"gamma": gamma, "intercept": intercept, "platt_a": platt_a, "platt_b": platt_b}
+        for name, v in scalars.items():
+            if not math.isfinite(float(v)):  # a NaN calibration would give p = NaN for every grasp
+                raise BundleError(f"probe parameter {name!r}: {v} is not finite")
+        if kernel == "rbf" and not float(gamma) > 0:
+            raise BundleError(f"probe parameter 'gamma': {gamma} must be > 0")
         super().__init__(sv.shape[1], **kwargs)
         self.kernel = kernel
         self.gamma, self.intercept = float(gamma), float(intercept)
@@ -363,14 +370,14 @@ def probe_from_tensors(kind: str, tensors: Mapping[str, torch.Tensor], params: M
                 [_need(tensors, f"bias_{i}") for i in range(n)],
                 activation=str(p.get("activation", "relu")), **common,
             )
+        if "in_dim" in p and int(p["in_dim"]) != probe.in_dim:
+            raise BundleError(f"probe parameter 'in_dim': {p['in_dim']} but tensors have {probe.in_dim}")
     except KeyError as exc:
         raise BundleError(f"probe parameter {exc.args[0]!r}: missing for kind {kind!r}") from exc
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, BundleError):
-            raise
+    except BundleError:
+        raise
+    except (TypeError, ValueError, OverflowError) as exc:  # e.g. int("abc"), int(inf)
         raise BundleError(f"probe of kind {kind!r}: bad parameters: {exc}") from exc
-    if "in_dim" in p and int(p["in_dim"]) != probe.in_dim:
-        raise BundleError(f"probe parameter 'in_dim': {p['in_dim']} but tensors have {probe.in_dim}")
     extra = set(tensors) - set(probe_to_tensors(probe)[0])
     if extra:
         raise BundleError(f"probe tensors {sorted(extra)}: unexpected for kind {kind!r}")

@@ -145,6 +145,10 @@ def test_truncated_safetensors(bundles: dict[str, Path], tmp_path: Path) -> None
     path = _copy(bundles["mlp"], tmp_path)
     data = (path / ENCODER_FILE).read_bytes()
     (path / ENCODER_FILE).write_bytes(data[: len(data) // 3])
+    _rehash(path, ENCODER_FILE)  # the hash agrees: too small for resnet18's weights, refused unread
+    with pytest.raises(BundleError, match=rf"{ENCODER_FILE}: \d+ bytes, expected .*refused before reading"):
+        load_bundle(path)
+    (path / ENCODER_FILE).write_bytes(b"\xff" * 8 + data[8:])  # the right size, a corrupt header
     _rehash(path, ENCODER_FILE)  # the hash agrees: the safetensors parser must catch it
     with pytest.raises(BundleError, match=f"{ENCODER_FILE}: not a valid safetensors file"):
         load_bundle(path)
@@ -160,7 +164,7 @@ def test_tensor_shape_mismatch(bundles: dict[str, Path], tmp_path: Path) -> None
         load_bundle(path)
     path = _copy(bundles["svm"], tmp_path / "e")
     tensors = load_file(path / ENCODER_FILE)
-    tensors["backbone.conv1.weight"] = torch.zeros(64, 3, 5, 5)
+    tensors["backbone.conv1.weight"] = torch.zeros(3, 64, 7, 7)  # the same bytes, the wrong shape
     save_file(tensors, path / ENCODER_FILE)
     _rehash(path, ENCODER_FILE)
     with pytest.raises(BundleError, match=f"{ENCODER_FILE}: does not fit resnet18.*conv1"):
