@@ -84,6 +84,22 @@ def rgb_to_image(rgb: np.ndarray, encoding: str, stamp: Time, frame_id: str) -> 
     return msg
 
 
+def rgb_to_compressed(rgb: np.ndarray, kind: str, stamp: Time, frame_id: str) -> CompressedImage:
+    """Encode an RGB uint8 array as a ``sensor_msgs/CompressedImage`` (``kind``: png or jpeg).
+
+    As image_transport's compressed publisher does: format ``"rgb8; <kind> compressed bgr8"``.
+    """
+    import cv2
+
+    assert rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3, rgb.shape
+    ok, buf = cv2.imencode(".png" if kind == "png" else ".jpg", np.ascontiguousarray(rgb[:, :, ::-1]))
+    assert ok, f"OpenCV could not encode a {rgb.shape} frame as {kind}"
+    msg = CompressedImage(format=f"rgb8; {kind} compressed bgr8", data=buf.tobytes())
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    return msg
+
+
 def finger_joint_state(width_m: float, stamp: Time, names: tuple[str, str]) -> JointState:
     """Build a JointState the WSG-50 way: two finger joints at ∓width/2 metres."""
     msg = JointState()

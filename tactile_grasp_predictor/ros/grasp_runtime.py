@@ -80,6 +80,7 @@ class GraspRuntime:
         self.closing = False
         self._model: tuple[str, float | None] | None = None
         self._jobs: dict[int, GraspSession] = {}  # queued jobs → the session they belong to
+        self._snapshots: dict[int, InferenceJob] = {}  # the last few grasps' jobs, for the debug image
         self._subs: list[Any] = []
         self._tick: Any = None
         self._activations = 0
@@ -152,7 +153,7 @@ class GraspRuntime:
         """Feed the session under the lock, publish what it says, draw the decisions outside the lock."""
         with self._lock:
             decided = self._emit(feed(self.session))
-        self._draw(decided, None)
+        self._draw(decided)
 
     def touch(self, change: Callable[[GraspSession], None]) -> None:
         """Update the session under the lock (an input that gives no output)."""
@@ -257,7 +258,7 @@ class GraspRuntime:
                 self._node.get_logger().info(f"grasp {decision.grasp_id} decided after deactivation: dropped")
                 return
             decided = self._emit(outputs)
-        self._draw(decided, job)
+        self._draw(decided)
 
     # ---------------------------------------------------------------- outputs (lock held)
     def _emit(self, outputs: Sequence[SessionOutput]) -> list[Decision]:
@@ -270,6 +271,10 @@ class GraspRuntime:
                 self._host.wake()
                 self.health.add(out.snapshot.ta.pixels())  # Ta is before contact
                 self._jobs[id(out)] = self.session
+                if self.debug is not None:
+                    self._snapshots[out.snapshot.grasp_id] = out
+                    while len(self._snapshots) > 4:
+                        del self._snapshots[min(self._snapshots)]
                 if not self.worker.submit(out):
                     del self._jobs[id(out)]
                     decided += self._emit(self.session.reject(out, Reason.OVERLOADED, self.now_s()))
@@ -300,8 +305,8 @@ class GraspRuntime:
         else:
             self._node.get_logger().warning(text)
 
-    def _draw(self, decided: list[Decision], job: InferenceJob | None) -> None:
-        """Offer each decision to the debug image (lock not held; drawn only while someone subscribes)."""
+    def _draw(self, decided: list[Decision]) -> None:
+        """Offer each decision, with its grasp's Ta/Tb if known, to the debug image (lock not held)."""
         if self.debug is not None:
             for d in decided:
-                self.debug.offer(self.numbered(d), job, self.frame_id)
+                self.debug.offer(self.numbered(d), self._snapshots.get(d.grasp_id), self.frame_id)

@@ -16,26 +16,32 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pytest
 import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rcl_interfaces.msg import Log
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import Image, JointState
+from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image, JointState
 from tactile_grasp_msgs.msg import GraspDecision
 
 from helpers.streams import OPEN
 from helpers.waiting import wait_for
-from tactile_grasp_predictor.ros.conversions import finger_joint_state, rgb_to_image
+from tactile_grasp_predictor.ros.conversions import finger_joint_state, rgb_to_compressed, rgb_to_image
 from tactile_grasp_predictor.ros.predictor_node import PredictorNode
 from tactile_grasp_predictor.ros.sim_robot_node import DRIVER_QOS, FINGER_JOINTS
 
 HELD = 0.04  # finger opening on the part, metres
 IMAGE_TOPIC = "/gelsight_left/image_raw"  # the node's defaults, resolved in the root namespace
+RIGHT_TOPIC = "/gelsight_right/image_raw"
 JOINT_TOPIC = "/wsg50/joint_states"
 
 # Real-time DDS on a 2-core machine: a stall of a second (first torch use, a busy CI box)
@@ -65,16 +71,26 @@ def stamp(k: int) -> Time:
 
 
 class Driver(Node):
-    """Publishes like the drivers; records decisions and diagnostics."""
+    """Publishes like the drivers; records decisions and diagnostics.
 
-    def __init__(self, context: rclpy.context.Context,
-                 decision_topic: str = "/predictor_node/decision") -> None:
-        super().__init__("test_driver", context=context)
-        self.images = self.create_publisher(Image, IMAGE_TOPIC, DRIVER_QOS)
-        self.joints = self.create_publisher(JointState, JOINT_TOPIC, DRIVER_QOS)
+    ``namespace`` prefixes the topics (a robot's arm); ``compressed`` also publishes each frame as
+    a PNG ``CompressedImage`` on ``<image topic>/compressed`` (image_transport's name); ``right``
+    also publishes it on the right GelSight's topic.
+    """
+
+    def __init__(self, context: rclpy.context.Context, decision_topic: str | None = None, *,
+                 namespace: str = "", image_topic: str = IMAGE_TOPIC, joint_topic: str = JOINT_TOPIC,
+                 compressed: bool = False, right: bool = False, name: str = "test_driver") -> None:
+        super().__init__(name, context=context)
+        self.images = self.create_publisher(Image, namespace + image_topic, DRIVER_QOS)
+        self.compressed = (self.create_publisher(CompressedImage, namespace + image_topic + "/compressed",
+                                                 DRIVER_QOS) if compressed else None)
+        self.right = self.create_publisher(Image, namespace + RIGHT_TOPIC, DRIVER_QOS) if right else None
+        self.joints = self.create_publisher(JointState, namespace + joint_topic, DRIVER_QOS)
         self.decisions: list[GraspDecision] = []
         self.diagnostics: list[DiagnosticArray] = []
-        self.create_subscription(GraspDecision, decision_topic, self.decisions.append, 10)
+        self.create_subscription(GraspDecision, decision_topic or f"{namespace}/predictor_node/decision",
+                                 self.decisions.append, 10)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._diag, 10)
 
     def _diag(self, msg: DiagnosticArray) -> None:
@@ -91,18 +107,73 @@ class Driver(Node):
         if bad:
             msg.data = bytes(msg.data)[:-7]  # truncated: data length disagrees with step x height
         self.images.publish(msg)
+        if self.compressed is not None:
+            packed = rgb_to_compressed(rgb, "png", stamp(k), "gelsight_left")
+            if bad:
+                packed.data = bytes(packed.data)[:-7]
+            self.compressed.publish(packed)
+        if self.right is not None:
+            self.right.publish(rgb_to_image(255 - rgb, encoding, stamp(k), "gelsight_right"))
 
     def joint(self, width: float) -> None:
         """Publish a finger JointState with the opening ``width`` (m) and an empty stamp."""
         self.joints.publish(finger_joint_state(width, Time(), FINGER_JOINTS))
 
-    def last_diag(self) -> dict[str, str]:
-        """The newest diagnostic status as a flat dict (level, message and the key/values)."""
-        if not self.diagnostics:
-            return {}
-        st = self.diagnostics[-1].status[0]
-        return {"level": str(st.level[0] if isinstance(st.level, bytes) else st.level),
-                "message": st.message, **{kv.key: kv.value for kv in st.values}}
+    def matched(self) -> bool:
+        """Tell whether a node subscribes to the frames (raw or compressed) and the joint states."""
+        images = self.images.get_subscription_count() > 0 or (
+            self.compressed is not None and self.compressed.get_subscription_count() > 0)
+        return images and self.joints.get_subscription_count() > 0
+
+    def last_diag(self, status: str = "grasp gate") -> dict[str, str]:
+        """The newest diagnostic status named ``<node>: <status>`` as a flat dict (level, message, values)."""
+        for array in reversed(self.diagnostics):
+            for st in array.status:
+                if st.name.endswith(f": {status}"):
+                    return {"level": str(st.level[0] if isinstance(st.level, bytes) else st.level),
+                            "message": st.message, **{kv.key: kv.value for kv in st.values}}
+        return {}
+
+
+class RosoutLog(Node):
+    """Collects the log messages every node of the domain publishes on ``/rosout`` (with history)."""
+
+    def __init__(self, context: rclpy.context.Context) -> None:
+        super().__init__("test_rosout", context=context)
+        self.lines: list[tuple[int, str, str]] = []  # (level, logger name, message)
+        qos = QoSProfile(depth=1000, reliability=QoSReliabilityPolicy.RELIABLE,
+                         durability=QoSDurabilityPolicy.TRANSIENT_LOCAL, history=QoSHistoryPolicy.KEEP_LAST)
+        self.create_subscription(Log, "/rosout", self._on_log, qos)
+
+    def _on_log(self, m: Log) -> None:
+        self.lines.append((int(m.level), m.name, m.msg))  # uint8: an int in rclpy
+
+    def find(self, level: int, *needles: str) -> list[str]:
+        """Return the messages of ``level`` (``Log.WARN``, ``Log.ERROR``, …) containing every needle."""
+        return [m for lv, _name, m in list(self.lines) if lv == level and all(n in m for n in needles)]
+
+
+class LifecycleClient(Node):
+    """Drives a lifecycle node over its services, as ``ros2 lifecycle set`` does."""
+
+    def __init__(self, context: rclpy.context.Context, target: str) -> None:
+        super().__init__("test_lifecycle_client", context=context)
+        self._change = self.create_client(ChangeState, f"{target}/change_state")
+        self._get = self.create_client(GetState, f"{target}/get_state")
+
+    def _call(self, client: Any, request: Any) -> Any:
+        assert wait_for(client.service_is_ready), f"{client.srv_name}: no service"
+        future = client.call_async(request)
+        assert wait_for(future.done), f"{client.srv_name}: no answer"
+        return future.result()
+
+    def change(self, label: str) -> bool:
+        """Trigger the transition ``label`` (configure, activate, deactivate, cleanup); return success."""
+        return bool(self._call(self._change, ChangeState.Request(transition=Transition(label=label))).success)
+
+    def state(self) -> str:
+        """Return the node's state label (unconfigured, inactive, active, ...)."""
+        return str(self._call(self._get, GetState.Request()).current_state.label)
 
 
 class Rig:
@@ -136,8 +207,7 @@ class Rig:
 
 def connected(driver: Driver, timeout_s: float = 30.0) -> None:
     """Assert that DDS matched the driver's image and joint publishers to a subscriber."""
-    assert wait_for(lambda: driver.images.get_subscription_count() > 0
-                    and driver.joints.get_subscription_count() > 0, timeout_s), "no DDS match"
+    assert wait_for(driver.matched, timeout_s), "no DDS match"
 
 
 @dataclass
