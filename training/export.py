@@ -29,6 +29,7 @@ from tactile_grasp_predictor.metrics import VerdictMetrics, binary_metrics, json
 from tactile_grasp_predictor.predictor import Predictor
 from training.cli import add_common_arguments, add_run_arguments, load_data
 from training.data.sets import TactileSet
+from training.data.splits import split_fit_val
 from training.features import extract_features
 from training.probe_fit import PROBES, chosen_params, fit_probe, runtime_proba
 from training.train import TrainResult, load_trained
@@ -96,18 +97,6 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, rule: str = "balanced_accurac
         if precision > fallback + 1e-12:
             fallback, fallback_t = precision, float(t)
     return fallback_t
-
-
-def split_fit_val(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Split the training labels into stratified (fit, val) indices."""
-    rng = np.random.default_rng(seed + 17)
-    fit, val = [], []
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        k = max(1, round(val_fraction * len(idx))) if len(idx) > 1 else 0
-        val.append(idx[:k])
-        fit.append(idx[k:])
-    return np.sort(np.concatenate(fit)), np.sort(np.concatenate(val))
 
 
 def export_bundle(trained: TrainResult, train_set: TactileSet, test_set: TactileSet, out: Path,

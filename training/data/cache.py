@@ -39,6 +39,7 @@ from tqdm import tqdm
 from tactile_grasp_predictor.data.calandra import CalandraShard, ShardIndex, TrialRef, gelsight_key
 from tactile_grasp_predictor.errors import DatasetError
 from tactile_grasp_predictor.preprocess import PreprocessConfig, resize_frame
+from training.tempfiles import temp_sibling
 
 __all__ = ["CACHE_VERSION", "TactileArrays", "build_cache", "cache_fingerprint", "file_fingerprint"]
 
@@ -60,6 +61,7 @@ class TactileArrays:
     fingerprint: str
     size_hw: tuple[int, int]
     finger: str
+    built: bool = False  # this call decoded the frames (False: an existing entry was mapped)
 
     def __post_init__(self) -> None:
         n = len(self.labels)
@@ -106,14 +108,14 @@ def cache_fingerprint(refs: Sequence[TrialRef], size_hw: tuple[int, int], finger
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def _open(entry: Path, meta: dict[str, Any]) -> TactileArrays:
+def _open(entry: Path, meta: dict[str, Any], built: bool = False) -> TactileArrays:
     before = np.load(entry / "before.npy", mmap_mode="r")
     during = np.load(entry / "during.npy", mmap_mode="r")
     labels = np.load(entry / "labels.npy")
     return TactileArrays(
         before=before, during=during, labels=labels, objects=list(meta["objects"]),
         sources=list(meta["sources"]), path=entry, fingerprint=str(meta["fingerprint"]),
-        size_hw=(int(meta["size_hw"][0]), int(meta["size_hw"][1])), finger=str(meta["finger"]),
+        size_hw=(int(meta["size_hw"][0]), int(meta["size_hw"][1])), finger=str(meta["finger"]), built=built,
     )
 
 
@@ -203,7 +205,7 @@ def build_cache(
         return _open(entry, meta)
 
     root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{entry.name}.tmp-{os.getpid()}"
+    tmp = temp_sibling(entry)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
@@ -244,4 +246,4 @@ def build_cache(
         raise
     final = _read_meta(entry)
     assert final is not None and final["fingerprint"] == fingerprint
-    return _open(entry, final)
+    return _open(entry, final, built=True)

@@ -100,7 +100,8 @@ def load_splits(data_dir: Path, cfg: TrainConfig, cache_dir: Path | None = None,
     """Index the shards of ``data_dir``, split (``cfg.split``, seeded) and cache them: (train, test, info).
 
     ``info`` holds the split kind, seed, counts, the split itself (trial sources, for the
-    manifest) and the cache fingerprints of both sides (the bundle's data fingerprint).
+    manifest), the cache fingerprints of both sides (the bundle's data fingerprint) and
+    whether this call built each side's cache entry (``cache_built``) or found it.
     """
     from tactile_grasp_predictor.data.calandra import index_shards
     from training.data.cache import build_cache
@@ -111,12 +112,14 @@ def load_splits(data_dir: Path, cfg: TrainConfig, cache_dir: Path | None = None,
         raise DatasetError(f"{data_dir}: no usable trials")
     split = make_split(index, kind=cfg.split, seed=cfg.seed)
     cache_dir = cache_dir or Path(data_dir) / ".cache"
-    sets, prints = [], []
+    sets, prints, built = [], [], []
     for part in (split.train, split.test):
         arr = build_cache(part, cache_dir, size_hw=cfg.resize_hw, finger=cfg.finger, progress=progress)
         sets.append(TactileSet(arr.before, arr.during, np.asarray(arr.labels), list(arr.objects),
                                list(arr.sources)))
         prints.append(arr.fingerprint)
+        built.append(arr.built)
     info = {"kind": cfg.split, "seed": cfg.seed, "n_train": len(sets[0]), "n_test": len(sets[1]),
-            "fingerprint": {"train": prints[0], "test": prints[1]}, "split": split.to_dict()}
+            "fingerprint": {"train": prints[0], "test": prints[1]}, "split": split.to_dict(),
+            "cache_built": built}
     return sets[0], sets[1], info

@@ -34,6 +34,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from training.tempfiles import temp_sibling
+
 __all__ = ["DEEPDISH_IO_VERSION", "pytables_chunkshape", "write_shard"]
 
 DEEPDISH_IO_VERSION = 12  # what flammkuchen 1.0.x writes
@@ -229,7 +231,7 @@ def write_shard(
     assert 0 <= compression_level <= 9, compression_level
     if not isinstance(trials, Sequence) or isinstance(trials, (str, bytes)):
         raise TypeError("trials must be a list of dicts")
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    tmp = temp_sibling(target)
     fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
     fcpl.set_obj_track_times(False)  # the root group
     try:

@@ -20,6 +20,9 @@ onto a fresh index.
 >>> split.save("runs/split.json")                # doctest: +SKIP
 >>> again = Split.load("runs/split.json", index_shards(data_dir))   # doctest: +SKIP
 >>> arrays = build_cache(again.train, cache_dir)  # doctest: +SKIP
+
+Inside the training side, :func:`split_fit_val` sets the labelled validation slice aside
+(stratified, seeded) that ``tgp export`` chooses its threshold on and the kNN monitor scores.
 """
 
 from __future__ import annotations
@@ -36,8 +39,9 @@ import numpy as np
 
 from tactile_grasp_predictor.data.calandra import ShardIndex, TrialRef
 from tactile_grasp_predictor.errors import DatasetError
+from training.tempfiles import temp_sibling
 
-__all__ = ["MANIFEST_VERSION", "Split", "make_split", "object_split", "paper_split"]
+__all__ = ["MANIFEST_VERSION", "Split", "make_split", "object_split", "paper_split", "split_fit_val"]
 
 MANIFEST_VERSION = 1
 
@@ -89,7 +93,7 @@ class Split:
         """Write the manifest as JSON (atomically); return its path."""
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        tmp = temp_sibling(target)
         tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
         tmp.replace(target)
         return target
@@ -216,3 +220,19 @@ def make_split(
     if kind == "object":
         return object_split(refs, seed=seed, **params)
     raise ValueError(f"unknown split kind {kind!r}; known: 'paper', 'object'")
+
+
+def split_fit_val(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split the training labels into stratified (fit, val) indices (the export's and the kNN monitor's).
+
+    The probe of ``tgp export`` is fitted on ``fit`` and its threshold chosen on ``val``; the
+    kNN monitor of ``tgp train`` scores ``val`` against a bank of ``fit``.
+    """
+    rng = np.random.default_rng(seed + 17)
+    fit, val = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        k = max(1, round(val_fraction * len(idx))) if len(idx) > 1 else 0
+        val.append(idx[:k])
+        fit.append(idx[k:])
+    return np.sort(np.concatenate(fit)), np.sort(np.concatenate(val))
