@@ -55,11 +55,12 @@ def test_fit_queue_follows_the_queue_rules() -> None:
         fit_queue(cfg, 100)
 
 
-def test_run_key_ignores_threads_but_not_training_fields() -> None:
+def test_run_key_ignores_checkpoint_cadence_but_not_threads_or_training_fields() -> None:
     info = {"kind": "paper", "fingerprint": {"train": "abc", "test": "def"}}
     cfg = load_config("cpu")
     key = run_key(cfg, info)
-    assert run_key(load_config("cpu", ["num_threads=1"]), info) == key
+    assert run_key(load_config("cpu", ["checkpoint_every=5", "knn_every=1"]), info) == key
+    assert run_key(load_config("cpu", ["num_threads=1"]), info) != key  # 1 and 2 threads: other weights
     assert run_key(load_config("cpu", ["epochs=3"]), info) != key
     assert run_key(cfg, {**info, "fingerprint": {"train": "xyz", "test": "def"}}) != key
 

@@ -117,7 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[name][0])
     sub = argparse.ArgumentParser(prog=f"tgp {name}", description=COMMANDS[name][1])
     module.add_arguments(sub)
-    return run_subcommand(name, module.run, sub.parse_args(args[1:]))
+    parsed = sub.parse_args(args[1:])
+    parsed.command_line = ["tgp", *args]  # as typed (a run's config.yaml records it)
+    return run_subcommand(name, module.run, parsed)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 A config is a YAML mapping of the fields of :class:`TrainConfig`. Named configs live in
 ``training/configs/<name>.yaml`` (``paper``, ``cpu``, ``tiny``); a path to any YAML file works
 too. Every field can be overridden on the command line with ``--set key=value`` (the value
-is parsed as YAML, so ``--set resize_hw=[64,80]`` and ``--set bf16=true`` work).
+is parsed as YAML, so ``--set resize_hw=[64,80]`` and ``--set bf16=true`` work). A run's
+``config.yaml`` (:mod:`training.run_config`) is such a file, with a ``run`` section the loader skips.
 
 Example:
     >>> cfg = load_config("tiny", ["epochs=3", "moco_m=0.9"])
@@ -32,7 +33,14 @@ METHODS = ("moco", "memory_bank", "triplet", "triplet_label", "autoencoder", "su
 ARCHS = ("resnet18", "resnet50")
 #: Fields that do not change the trained weights: a checkpoint resumes across them, and the
 #: demo's run directory key leaves them out.
-OPERATIONAL_FIELDS = ("name", "num_threads", "checkpoint_every", "checkpoint_minutes")
+OPERATIONAL_FIELDS = ("name", "checkpoint_every", "checkpoint_minutes", "knn_every")
+#: Fields a checkpoint resumes across although they change the weights: ``num_threads``, because
+#: torch's CPU kernels (oneDNN) sum in an order that depends on the thread count (1 and 2 threads
+#: train weights that differ in the last bits), and a run moved to another machine may need
+#: another count. The resumed run says so; it is then no longer bit-identical to one without the move.
+RESUMABLE_FIELDS = (*OPERATIONAL_FIELDS, "num_threads")
+#: The key of ``config.yaml`` that records how a run was started; a config file may carry it.
+RUN_SECTION = "run"
 
 
 @dataclass
@@ -70,9 +78,10 @@ class TrainConfig:
     weight_decay: float = 1e-4
     bf16: bool = False
     seed: int = 0
-    num_threads: int = 0  # torch intra-op threads; 0 = leave torch's default
+    num_threads: int = 0  # torch intra-op threads; 0 = torch's default (made explicit in config.yaml)
     checkpoint_every: int = 1  # epochs between checkpoints (always at the end)
     checkpoint_minutes: float = 0.0  # also checkpoint inside an epoch after this many minutes (0 = off)
+    knn_every: int = 0  # kNN monitor on a held-out slice of the labels every N epochs (0 = off)
     # MoCo v2
     moco_k: int = 4096
     moco_m: float = 0.99
@@ -105,6 +114,9 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "crop", "proj_dim", "proj_hidden", "moco_k", "split_bn"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        for name in ("num_threads", "knn_every"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)}")
         if self.proj_layers < 0:
             raise ConfigError(f"proj_layers: must be >= 0, got {self.proj_layers}")
         if len(self.resize_hw) != 2 or min(self.resize_hw) < self.crop:
@@ -240,6 +252,7 @@ def load_config(name_or_path: str, overrides: Sequence[str] = ()) -> TrainConfig
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of config fields")
+    data.pop(RUN_SECTION, None)  # how a run's config.yaml was started: training.run_config reads it
     data.setdefault("name", path.stem)
     for item in overrides:
         key, value = parse_override(item)

@@ -30,6 +30,16 @@ class Method(nn.Module):
         self.preprocess = preprocess
         self.augment = DiffAugment.from_config(cfg)
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.last_stats: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def record(self, **stats: torch.Tensor) -> None:
+        """Keep scalar statistics of the current step for the run log (detached; no effect on training)."""
+        self.last_stats = {k: v.detach().float().mean() for k, v in stats.items()}
+
+    def step_stats(self) -> dict[str, float]:
+        """Return the statistics :meth:`record` kept at the last step, as floats (empty by default)."""
+        return {k: float(v) for k, v in self.last_stats.items()}
 
     def view(self, diff: torch.Tensor) -> torch.Tensor:
         """One augmented, normalised view per sample: ``N x 3 x S x S``.
@@ -47,6 +57,21 @@ class Method(nn.Module):
 
     def after_step(self) -> None:
         """Run after each optimiser step (e.g. momentum updates); nothing by default."""
+
+    def on_world_change(self, global_batch: int) -> list[str]:
+        """Adapt state that depends on the global batch after a resume on another process count.
+
+        Returns notes on what changed (nothing by default).
+        """
+        return []
+
+
+def spread(z: torch.Tensor) -> torch.Tensor:
+    """Mean per-dimension standard deviation of ``N x C`` unit-norm features over the batch.
+
+    About ``1/√C`` when the features spread over the sphere; towards 0 when they collapse.
+    """
+    return z.detach().float().std(dim=0).mean()
 
 
 def chunked(fn: nn.Module, x: torch.Tensor, chunks: int) -> torch.Tensor:

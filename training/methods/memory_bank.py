@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from tactile_grasp_predictor.preprocess import PreprocessConfig
 from training import distributed as D
 from training.config import TrainConfig
-from training.methods.common import Method, chunked, encoder_with_head
+from training.methods.common import Method, chunked, encoder_with_head, spread
 
 
 def instance_softmax_loss(f: torch.Tensor, bank: torch.Tensor, idx: torch.Tensor, tau: float) -> torch.Tensor:
@@ -55,6 +55,9 @@ class MemoryBank(Method):
         chunks = self.cfg.split_bn if D.world_size() == 1 else 1
         f = F.normalize(chunked(self.encoder, self.view(diff), chunks).float(), dim=1)  # B x C
         loss = instance_softmax_loss(f, self.bank.clone(), idx, self.cfg.bank_temperature)
+        with torch.no_grad():  # own entry ranked first among the whole bank; how spread the features are
+            top1 = ((f.detach() @ self.bank.T).argmax(1) == idx).float()
+            self.record(top1=top1, feature_std=spread(f))
         all_idx, all_f = D.concat_all_gather(idx), D.concat_all_gather(f.detach())
         bank_update(self.bank, all_idx, all_f, self.cfg.bank_momentum)
         return loss

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from tactile_grasp_predictor.preprocess import PreprocessConfig
 from training import distributed as D
 from training.config import TrainConfig, check_queue
-from training.methods.common import Method, chunked, encoder_with_head
+from training.methods.common import Method, chunked, encoder_with_head, spread
 
 
 def info_nce_logits(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, tau: float) -> torch.Tensor:
@@ -80,6 +80,14 @@ class MoCo(Method):
         self.queue_ptr[0] = (ptr + b) % self.k
 
     @torch.no_grad()
+    def on_world_change(self, global_batch: int) -> list[str]:
+        """Align the queue pointer to the new global batch (whole batches enqueue); say where it moved."""
+        ptr = int(self.queue_ptr.item())
+        aligned = (ptr // global_batch) * global_batch
+        self.queue_ptr[0] = aligned
+        return [f"MoCo queue pointer {ptr} -> {aligned} (a multiple of the global batch {global_batch})"]
+
+    @torch.no_grad()
     def keys(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised keys ``N x C`` with BN blind to the pairing (shuffle- or split-BN)."""
         if D.world_size() > 1:
@@ -104,6 +112,12 @@ class MoCo(Method):
         with torch.no_grad():
             self.momentum_update()
             k = self.keys(x_k)  # N x C
-        loss = info_nce_loss(q, k, self.queue.clone().detach(), self.tau)
+        queue = self.queue.clone().detach()  # C x K
+        loss = info_nce_loss(q, k, queue, self.tau)
+        with torch.no_grad():
+            l_pos = (q * k).sum(1)  # N
+            l_neg = q.detach() @ queue  # N x K
+            self.record(pos_sim=l_pos, neg_sim=l_neg, top1=(l_pos > l_neg.max(1).values).float(),
+                        feature_std=spread(q), queue_std=spread(queue.T))
         self.enqueue(k)
         return loss

@@ -32,6 +32,7 @@ class Supervised(Method):
         """Cross-entropy of the classifier on one augmented view per sample."""
         chunks = self.cfg.split_bn if D.world_size() == 1 else 1
         logits = chunked(self.encoder, self.view(diff), chunks).float()  # B x 2
+        self.record(batch_accuracy=(logits.detach().argmax(1) == labels).float())
         return F.cross_entropy(logits, labels)
 
     @torch.no_grad()

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from tactile_grasp_predictor.preprocess import PreprocessConfig
 from training import distributed as D
 from training.config import TrainConfig
-from training.methods.common import Method, chunked, encoder_with_head
+from training.methods.common import Method, chunked, encoder_with_head, spread
 
 
 def triplet_loss(a: torch.Tensor, p: torch.Tensor, n: torch.Tensor, margin: float) -> torch.Tensor:
@@ -64,10 +64,12 @@ class Triplet(Method):
         margin = self.cfg.triplet_margin
         if self.uses_labels:
             e = self.embed(self.view(diff))  # B x C
+            self.record(feature_std=spread(e))
             a, p, n = label_triplets(labels)
             if a.numel() == 0:  # a batch of one class: nothing to contrast
                 return e.sum() * 0.0
             return triplet_loss(e[a], e[p], e[n], margin)
         e_a, e_p = self.embed(self.view(diff)), self.embed(self.view(diff))  # B x C each
+        self.record(feature_std=spread(e_a))
         shift = int(torch.randint(1, diff.shape[0], (1,)))
         return triplet_loss(e_a, e_p, e_p.roll(shift, dims=0), margin)  # negative: another image
