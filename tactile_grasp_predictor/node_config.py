@@ -318,7 +318,7 @@ def resolve_name(name: str, namespace: str = "/", node_name: str = "predictor_no
     return f"{ns}/{name}"
 
 
-def _section_matches(key: str, fqn: str) -> bool:
+def section_matches(key: str, fqn: str) -> bool:
     """Tell whether a parameter file's node key (``/**``, ``/**/name``, ``/ns/*``, ``name``) names ``fqn``."""
     want = [t for t in key.split("/") if t]
     have = [t for t in fqn.split("/") if t]
@@ -356,7 +356,7 @@ def read_param_file(path: Path, node_name: str = "predictor_node", namespace: st
     fqn = resolve_name(node_name, namespace)
     ros_layout = [v for v in data.values() if isinstance(v, dict) and "ros__parameters" in v]
     sections = [v["ros__parameters"] for k, v in data.items()
-                if isinstance(v, dict) and "ros__parameters" in v and _section_matches(str(k), fqn)
+                if isinstance(v, dict) and "ros__parameters" in v and section_matches(str(k), fqn)
                 ] if ros_layout else [data]  # else: a plain mapping of parameters
     if ros_layout and not sections:
         raise ConfigError(f"{path}: no section for {fqn} (sections: {', '.join(map(str, data))})")

@@ -11,12 +11,12 @@ from tactile_grasp_predictor.errors import ConfigError
 from tactile_grasp_predictor.node_config import (
     PARAMETERS,
     NodeConfig,
-    _section_matches,
     config_from_file,
     defaults,
     markdown_table,
     read_param_file,
     resolve_name,
+    section_matches,
 )
 from tactile_grasp_predictor.tracker import TriggerConfig, trigger_doc
 
@@ -61,7 +61,7 @@ def test_a_namespaced_node_reads_the_wildcard_and_its_own_sections() -> None:
     ("/left_arm/predictor_node", "/right_arm/predictor_node", False),
 ])
 def test_section_keys_match_as_rcl_matches_them(key: str, fqn: str, matches: bool) -> None:
-    assert _section_matches(key, fqn) is matches
+    assert section_matches(key, fqn) is matches
 
 
 def test_resolve_name() -> None:
