@@ -18,6 +18,7 @@ from tactile_grasp_predictor.ros.conversions import (
     decision_to_msg,
     float_to_stamp,
     image_to_rgb,
+    reason_code,
     rgb_to_image,
     stamp_to_float,
 )
@@ -50,7 +51,7 @@ def test_image_refused_with_topic_and_field() -> None:
     from tactile_grasp_predictor.errors import FrameError
 
     msg = rgb_to_image(np.zeros((4, 4, 3), np.uint8), "rgb8", stamp(0), "f")
-    with pytest.raises(FrameError, match="/cam: Image.encoding: 'rgb8' not accepted"):
+    with pytest.raises(FrameError, match=r"/cam: Image\.encoding: 'rgb8' not accepted"):
         image_to_rgb(msg, ("bgr8",), "/cam")
     msg.data = bytes(msg.data)[:-1]
     with pytest.raises(FrameError, match=r"/cam: .*Image\.data"):
@@ -66,3 +67,27 @@ def test_decision_message_never_lifts_unless_the_core_did() -> None:
     lift = decision_to_msg(Decision(**{**d.__dict__, "verdict": Verdict.LIFT, "p_success": 0.9,
                                        "reason": "model"}), "f", stamp(0))
     assert lift.verdict == GraspDecision.LIFT and lift.grasp_id == 3
+    assert msg.reason_code == GraspDecision.REASON_TB_TIMEOUT
+    assert lift.reason_code == GraspDecision.REASON_MODEL
+
+
+def test_every_reason_has_a_stable_code_and_the_docs_list_them() -> None:
+    """A new reason needs its own REASON_* number in GraspDecision.msg (and a row in docs/node.md)."""
+    from pathlib import Path
+
+    from tactile_grasp_predictor.gate import Reason
+    from tactile_grasp_predictor.ros import evaluate_grasp
+    from tactile_grasp_predictor.ros.pick_gate import GateResult
+
+    node_reasons = [v for k, v in vars(Reason).items() if k.isupper()]
+    action_reasons = [evaluate_grasp.INACTIVE, evaluate_grasp.ARM_EXPIRED]
+    client_reasons = ["server_unavailable", "goal_rejected", "client_timeout"]
+    codes = {k: v for k, v in vars(GraspDecision).items() if k.startswith("REASON_")}
+    assert len(set(codes.values())) == len(codes), "codes must be unique"
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "node.md").read_text()
+    for reason in node_reasons + action_reasons + client_reasons:
+        code = reason_code(reason)
+        assert code != GraspDecision.REASON_OTHER, f"{reason}: no REASON_{reason.upper()} in the .msg"
+        assert f"| `{reason}` | {code} |" in docs, f"docs/node.md: no row for {reason} ({code})"
+    assert reason_code("something_new") == GraspDecision.REASON_OTHER
+    assert GateResult.abort("client_timeout").code == GraspDecision.REASON_CLIENT_TIMEOUT
