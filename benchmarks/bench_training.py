@@ -4,7 +4,9 @@ Full MoCo steps (two augmented views, query + momentum key encoder with split-BN
 InfoNCE against the queue, SGD step) on synthetic 96 x 128 differences. The machine is
 shared, so fp32 and bf16 are timed in alternating rounds (after one warm-up step each)
 and the best round of each is reported, with the bf16 / fp32 ratio measured in this run
-and the process's peak RSS. One image = one trial (two views). ``TGP_BENCH_ROUNDS``
+and the process's peak RSS. One image = one trial (two views). Then the cost of the run log
+(one ``RunLog.step``: a ``metrics.csv`` row and ten TensorBoard scalars) against that step.
+``TGP_BENCH_ROUNDS``
 (default 3) and ``TGP_BENCH_STEPS`` (steps per round, default 2) set the length;
 ``TGP_BENCH_THREADS`` the torch threads (default: the config's).
 """
@@ -13,8 +15,10 @@ from __future__ import annotations
 
 import os
 import resource
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -22,6 +26,7 @@ from tactile_grasp_predictor.preprocess import difference
 from training.config import load_config
 from training.data.sets import synthetic_set
 from training.methods import build_method
+from training.runlog import RunLog
 from training.train import preprocess_for
 
 
@@ -67,6 +72,27 @@ def main() -> None:
     print(f"  bf16 : {best['bf16']:7.1f} images/s (best round)  ({best['bf16'] / best['fp32']:.2f}x fp32)")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"  peak resident memory of this training process (both models): {peak_mb:.0f} MiB")
+    per_step = _runlog_seconds_per_step()
+    step_s = cfg.batch_size / best["bf16"]
+    print(f"  run log: {1e6 * per_step:.0f} us per step (metrics.csv + TensorBoard), "
+          f"{100 * per_step / step_s:.3f} % of a bf16 step")
+
+
+def _runlog_seconds_per_step(steps: int = 2000) -> float:
+    """Median over 3 rounds of one ``RunLog.step`` with ten scalars, flushed at the end of a round."""
+    scalars = {k: 0.5 for k in ("loss", "lr", "images_per_s", "top1", "pos_sim", "neg_sim",
+                                "feature_std", "queue_std", "a", "b")}
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(3):
+            run = RunLog(Path(tmp) / f"r{r}")
+            t0 = time.perf_counter()
+            for i in range(steps):
+                run.step(i + 1, 1, scalars)
+            run.flush()
+            times.append((time.perf_counter() - t0) / steps)
+            run.close()
+    return sorted(times)[1]
 
 
 if __name__ == "__main__":
