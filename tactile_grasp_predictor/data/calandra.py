@@ -12,6 +12,11 @@ trial group (``object_name`` as bytes, ``is_gripping`` as an integer or bool).
 
 Simulated shards use the same layout plus ``sim_*`` extras (arrays as datasets, hidden
 parameters as attributes); they are read the same way (``extras``).
+
+A shard is untrusted input: every HDF5 / h5py failure becomes a :class:`DatasetError` naming
+the file and trial; declared shapes, dtypes and chunk sizes are checked against the layout's
+limits (:data:`MAX_IMAGE_SIDE`, numeric dtypes, ``max_read_bytes`` per read) before any data
+is read, so a corrupt header can neither crash the reader nor make it allocate gigabytes.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import logging
 import os
 import re
 from collections.abc import Generator, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -46,6 +52,9 @@ __all__ = [
     "KINECT_RGB_BEFORE",
     "KINECT_RGB_DURING",
     "LEFT_FINGER",
+    "MAX_ATTR_BYTES",
+    "MAX_IMAGE_SIDE",
+    "MAX_READ_BYTES",
     "RIGHT_FINGER",
     "CalandraShard",
     "ShardIndex",
@@ -77,6 +86,14 @@ GELSIGHT_KEYS: tuple[str, ...] = (
 KINECT_KEYS: tuple[str, ...] = (KINECT_RGB_BEFORE, KINECT_RGB_DURING, KINECT_RGB_AFTER)
 IMAGE_KEYS: frozenset[str] = frozenset(GELSIGHT_KEYS + KINECT_KEYS)
 DEFAULT_KEYS: tuple[str, ...] = GELSIGHT_KEYS  # Kinect images are read only on request
+
+#: Largest image side the layout allows (GelSight frames are 960 x 1280, Kinect crops ~293 x 807).
+MAX_IMAGE_SIDE = 8192
+#: Default bound on the bytes one read may allocate (a dataset, a chunk); ``CalandraShard(max_read_bytes=)``.
+MAX_READ_BYTES = 1 << 30
+#: Bound on one attribute's bytes (labels, names and simulator parameters are small).
+MAX_ATTR_BYTES = 1 << 20
+_NUMERIC_KINDS = "biufS"  # bool, ints, floats, fixed-length bytes: what the layout stores
 
 OBJECT_NAME = "object_name"
 IS_GRIPPING = "is_gripping"
@@ -169,10 +186,24 @@ class ShardIndex:
 
 
 # --------------------------------------------------------------------------- attributes
+@contextmanager
+def _hdf5_errors(where: str, what: str) -> Iterator[None]:
+    """Turn any failure of h5py / HDF5 inside the block into a :class:`DatasetError` naming ``where``."""
+    try:
+        yield
+    except DatasetError:
+        raise
+    except Exception as exc:  # HDF5 errors surface as OSError, RuntimeError, KeyError, ValueError, ...
+        raise DatasetError(f"{where}: {what} ({type(exc).__name__}: {str(exc)[:300]})") from exc
+
+
 def _decode_attr(obj: h5py.Group, name: str) -> Any:
     """Read one attribute the way deepdish would: bitfield -> bool, bytes kept, UTF-8 strings -> str."""
     attr = h5py.h5a.open(obj.id, name.encode("utf-8"))
     tid = attr.get_type()
+    declared = float(np.prod(attr.shape or (), dtype=np.float64)) * max(1, tid.get_size())
+    if declared > MAX_ATTR_BYTES:
+        raise ValueError(f"attribute {name!r} declares {declared:.3g} bytes (more than {MAX_ATTR_BYTES})")
     value = obj.attrs[name]
     if isinstance(tid, h5py.h5t.TypeBitfieldID) and np.ndim(value) == 0 and tid.get_size() == 1:
         return bool(value)
@@ -213,17 +244,14 @@ class CalandraShard:
     empty shard, and naming the file and trial (``file.h5:i7``) for a bad trial.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], max_read_bytes: int = MAX_READ_BYTES) -> None:
         self.path = Path(path)
         self.name = self.path.name
+        self.max_read_bytes = int(max_read_bytes)
         if not self.path.is_file():
             raise DatasetError(f"{self.path}: no such shard file")
-        try:
+        with _hdf5_errors(str(self.path), "not a readable HDF5 file (truncated or not HDF5)"):
             self._file = h5py.File(self.path, "r")
-        except OSError as exc:
-            raise DatasetError(f"{self.path}: not a readable HDF5 file (truncated or not HDF5): {exc}") from (
-                exc
-            )
         try:
             self._indices = self._list_trials()
         except BaseException:
@@ -231,7 +259,7 @@ class CalandraShard:
             raise
 
     def _list_trials(self) -> list[int]:
-        try:
+        with _hdf5_errors(str(self.path), "cannot list trials (truncated or corrupt)"):
             data = self._file.get("data")
             if not isinstance(data, h5py.Group):
                 raise DatasetError(f"{self.path}: no /data group (not a deepdish list of trials)")
@@ -240,8 +268,6 @@ class CalandraShard:
                 m = _TRIAL_NAME.match(name)
                 if m is not None and isinstance(data.get(name), h5py.Group):
                     indices.append(int(m.group(1)))
-        except (OSError, RuntimeError, KeyError) as exc:
-            raise DatasetError(f"{self.path}: cannot list trials (truncated?): {exc}") from exc
         if not indices:
             raise DatasetError(f"{self.path}: empty shard (no i<n> trial groups under /data)")
         return sorted(indices)
@@ -257,8 +283,9 @@ class CalandraShard:
 
     def close(self) -> None:
         """Close the file (idempotent)."""
-        if self._file.id.valid:
-            self._file.close()
+        with _hdf5_errors(str(self.path), "cannot close"):
+            if self._file.id.valid:
+                self._file.close()
 
     def __len__(self) -> int:
         return len(self._indices)
@@ -277,10 +304,8 @@ class CalandraShard:
     def _group(self, index: int) -> h5py.Group:
         if not self._file.id.valid:
             raise DatasetError(f"{self.path}: shard is closed")
-        try:
+        with _hdf5_errors(self.source(index), "unreadable trial group"):
             group = self._file.get(f"data/i{index}")
-        except (OSError, RuntimeError, KeyError) as exc:
-            raise DatasetError(f"{self.source(index)}: unreadable trial group: {exc}") from exc
         if not isinstance(group, h5py.Group):
             raise DatasetError(f"{self.source(index)}: no such trial in {self.path}")
         return group
@@ -290,11 +315,9 @@ class CalandraShard:
         """Return the attributes (no image read): ``object_name`` str, ``is_gripping`` bool, extras."""
         group = self._group(index)
         where = self.source(index)
-        try:
+        with _hdf5_errors(where, "unreadable attributes"):
             names = [n for n in group.attrs if n not in _PYTABLES_ATTRS]
             attrs = {n: _decode_attr(group, n) for n in names}
-        except (OSError, RuntimeError, KeyError) as exc:
-            raise DatasetError(f"{where}: unreadable attributes: {exc}") from exc
         for key, conv in ((OBJECT_NAME, _as_text), (IS_GRIPPING, _as_label)):
             if key not in attrs:
                 raise DatasetError(f"{where}: missing attribute {key!r}")
@@ -312,41 +335,59 @@ class CalandraShard:
         attrs = self.read_attrs(index)
         group = self._group(index)
         for key in keys:
-            dset = self._dataset(group, index, key)
-            if key in IMAGE_KEYS:
-                _check_image_meta(self.source(index), key, dset.dtype, dset.shape)
+            self._checked_dataset(group, index, key)
         return attrs
 
-    def _dataset(self, group: h5py.Group, index: int, key: str) -> h5py.Dataset:
-        try:
+    def _checked_dataset(self, group: h5py.Group, index: int, key: str) -> h5py.Dataset:
+        """Return the dataset ``key`` once its declared dtype, shape and chunks fit the layout's limits."""
+        where = self.source(index)
+        with _hdf5_errors(where, f"unreadable key {key!r}"):
             dset = group.get(key)
-        except (OSError, RuntimeError, KeyError) as exc:
-            raise DatasetError(f"{self.source(index)}: unreadable key {key!r}: {exc}") from exc
-        if dset is None:
-            raise DatasetError(f"{self.source(index)}: missing key {key!r}")
-        if not isinstance(dset, h5py.Dataset):
-            raise DatasetError(f"{self.source(index)}: key {key!r} is a group, expected an array")
+            if dset is None:
+                raise DatasetError(f"{where}: missing key {key!r}")
+            if not isinstance(dset, h5py.Dataset):
+                raise DatasetError(f"{where}: key {key!r} is a group, expected an array")
+            dtype, shape, chunks = dset.dtype, tuple(dset.shape or ()), dset.chunks
+        if key in IMAGE_KEYS:
+            _check_image_meta(where, key, dtype, shape)
+        elif dtype.kind not in _NUMERIC_KINDS or dtype.subdtype is not None or dtype.fields is not None:
+            raise DatasetError(f"{where}: {key!r} has dtype {dtype}, expected numbers or bytes")
+        for what, dims in (("shape", shape), ("chunks", chunks or ())):
+            size = float(np.prod(dims, dtype=np.float64)) * dtype.itemsize  # float: no overflow
+            if size > self.max_read_bytes:
+                raise DatasetError(f"{where}: {key!r} declares {what} {dims} of {dtype} = {size:.3g} bytes, "
+                                   f"more than one read may take ({self.max_read_bytes}); refused unread")
         return dset
 
     def read_array(self, index: int, key: str) -> np.ndarray:
-        """Read one dataset of trial ``index`` (decompressed); image keys are validated as uint8 H x W x 3."""
+        """Read one dataset of trial ``index`` (decompressed); image keys are validated as uint8 H x W x 3.
+
+        The declared dtype and size are checked before anything is read (:data:`MAX_IMAGE_SIDE`,
+        ``max_read_bytes``); a corrupt or truncated dataset raises :class:`DatasetError`.
+        """
         group = self._group(index)
-        dset = self._dataset(group, index, key)
+        dset = self._checked_dataset(group, index, key)
         where = self.source(index)
-        if key in IMAGE_KEYS:
-            _check_image_meta(where, key, dset.dtype, dset.shape)
-        try:
+        with _hdf5_errors(where, f"cannot read {key!r} (truncated or corrupt data)"):
+            zero_dtype = _decode_attr(dset, "zeroarray_dtype") if "zeroarray_dtype" in dset.attrs else None
             array = np.asarray(dset[()])
-            zero_dtype = dset.attrs.get("zeroarray_dtype")
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise DatasetError(f"{where}: cannot read {key!r} (truncated or corrupt data): {exc}") from exc
         if zero_dtype is not None:  # deepdish stores an array with a 0-length axis as its shape
-            try:
-                dtype = np.dtype(bytes(zero_dtype).decode("ascii"))
-                return np.zeros(tuple(int(s) for s in array), dtype=dtype)
-            except (TypeError, ValueError) as exc:
-                raise DatasetError(f"{where}: key {key!r}: bad empty-array record: {exc}") from exc
+            return self._empty_array(where, key, array, zero_dtype)
+        if key in IMAGE_KEYS:
+            _check_image_meta(where, key, array.dtype, array.shape)
         return array
+
+    def _empty_array(self, where: str, key: str, shape: np.ndarray, dtype_text: Any) -> np.ndarray:
+        """Rebuild deepdish's record of an array with a 0-length axis (its shape, stored as data)."""
+        try:
+            text = dtype_text if isinstance(dtype_text, str) else bytes(dtype_text).decode("ascii")
+            dtype = np.dtype(text)
+            dims = tuple(int(s) for s in np.asarray(shape).reshape(-1))
+        except (TypeError, ValueError, OverflowError, UnicodeDecodeError) as exc:
+            raise DatasetError(f"{where}: key {key!r}: bad empty-array record: {exc}") from exc
+        if dtype.kind not in _NUMERIC_KINDS or len(dims) > 32 or any(d < 0 for d in dims) or 0 not in dims:
+            raise DatasetError(f"{where}: key {key!r}: bad empty-array record: shape {dims} dtype {dtype}")
+        return np.zeros(dims, dtype=dtype)
 
     def read(self, index: int, keys: Iterable[str] = DEFAULT_KEYS) -> Trial:
         """Read trial ``index`` with the datasets named in ``keys`` (images and/or extras).
@@ -373,7 +414,9 @@ class CalandraShard:
 
     def keys(self, index: int) -> list[str]:
         """Names of the datasets stored in trial ``index`` (sorted)."""
-        return sorted(self._group(index))
+        group = self._group(index)
+        with _hdf5_errors(self.source(index), "cannot list keys"):
+            return sorted(group)
 
     def __iter__(self) -> Iterator[Trial]:
         """Iterate over every trial (default keys), one at a time."""
@@ -409,6 +452,9 @@ def _check_image_meta(where: str, key: str, dtype: np.dtype, shape: tuple[int, .
         raise DatasetError(f"{where}: {key!r} has {shape[2]} channels, expected 3")
     if min(shape) == 0:
         raise DatasetError(f"{where}: {key!r} is empty, shape {shape}")
+    if max(shape[:2]) > MAX_IMAGE_SIDE:
+        raise DatasetError(f"{where}: {key!r} declares {shape[0]} x {shape[1]} pixels, more than "
+                           f"{MAX_IMAGE_SIDE} a side (refused before reading)")
 
 
 # --------------------------------------------------------------------------- index
