@@ -2,13 +2,21 @@
 
 Feed it frames (:meth:`GraspGate.on_frame`), gripper samples (:meth:`GraspGate.on_gripper`)
 and clock ticks (:meth:`GraspGate.on_tick`), all on one clock (header stamps or receive
-time: :mod:`tactile_grasp_predictor.timebase`); it answers with events. For every grasp
-exactly one of :class:`SnapshotReady` (Ta, Tb: run the model)
-or :class:`GraspAborted` (with a reason: decide ABORT without the model) is emitted.
+time: :mod:`tactile_grasp_predictor.timebase`); it answers with events. For every closing
+exactly one of :class:`SnapshotReady` (Ta, Tb: run the model), :class:`GraspAborted` (with a
+reason: decide ABORT without the model) or, with a contact judge, :class:`GraspDismissed`
+(it touched nothing: no grasp, no decision) is emitted.
 
 - Ta = the newest frame received strictly before the closing onset, not older than
   ``ta_max_age_s`` (else ``no_pre_contact_frame``).
 - Tb = the first frame received at or after settle time + ``tb_delay_s``.
+- Contact (:class:`~tactile_grasp_predictor.contact.ContactJudge`, when given): at Tb, when
+  the gripper opens before Tb, and when Tb times out, a closing without contact evidence is
+  dismissed and the tracker re-armed from the present width.
+- The gripper's word: NO_PART_FOUND / PART_LOST or a fully closed width, ERROR, RELEASING or
+  an opening, from the onset until the decision (:meth:`GraspGate.mark_decided`), ends the grasp
+  in ABORT (``no_part_found``, ``gripper_error``, ``gripper_opened``), even while the model runs
+  on its snapshot (a veto: the model's answer is then void).
 - Timeouts fire at their deadline time, whichever input reveals them first, so the same
   sequence of ``(t, input)`` gives the same events live or from a bag, with or without ticks.
 
@@ -34,6 +42,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from tactile_grasp_predictor.contact import ContactEvidence, ContactJudge
 from tactile_grasp_predictor.gripper import GripperSample
 from tactile_grasp_predictor.tracker import (
     ClosingStarted,
@@ -41,6 +50,7 @@ from tactile_grasp_predictor.tracker import (
     GripperFault,
     NoPart,
     Opened,
+    Resumed,
     Settled,
     TriggerConfig,
 )
@@ -114,12 +124,16 @@ class PhaseChanged:
 
 @dataclass(frozen=True)
 class SnapshotReady:
-    """Ta and Tb of a grasp are known: run the model. ``t_trigger``: when Tb became known."""
+    """Ta and Tb of a grasp are known: run the model. ``t_trigger``: when Tb became known.
+
+    ``contact``: the judge's evidence (``None`` without a judge).
+    """
 
     grasp_id: int
     ta: Frame
     tb: Frame
     t_trigger: float
+    contact: ContactEvidence | None = None
 
 
 @dataclass(frozen=True)
@@ -133,7 +147,19 @@ class GraspAborted:
     tb: Frame | None
 
 
-GateEvent = PhaseChanged | SnapshotReady | GraspAborted
+@dataclass(frozen=True)
+class GraspDismissed:
+    """The closing touched nothing (a pre-shaping move, a pause): no grasp, no decision; re-armed.
+
+    ``grasp_id`` is given back: the next closing gets it.
+    """
+
+    grasp_id: int
+    t: float
+    contact: ContactEvidence
+
+
+GateEvent = PhaseChanged | SnapshotReady | GraspAborted | GraspDismissed
 
 
 class FrameBuffer:
@@ -185,6 +211,10 @@ class FrameBuffer:
                 return f
         return None
 
+    def newest(self) -> Frame | None:
+        """Return the newest buffered frame."""
+        return self._frames[-1] if self._frames else None
+
     def first_at_or_after(self, t: float) -> Frame | None:
         """Return the oldest buffered frame received at or after ``t``."""
         for f in self._frames:
@@ -208,6 +238,8 @@ class GateStats:
     grasps: int = 0
     snapshots: int = 0
     aborts: int = 0
+    dismissed: int = 0  # closings without contact (no decision)
+    vetoes: int = 0  # grasps the gripper ended while the model ran
     clock_resets: int = 0
     last_frame_t: float | None = None
     last_gripper_t: float | None = None
@@ -218,7 +250,9 @@ class _Grasp:
     grasp_id: int
     onset_t: float
     ta: Frame | None = None
+    before_ta: Frame | None = None  # the frame before Ta: a no-contact noise sample
     tb_due: float | None = None
+    grace_s: float = 0.0  # added to tb_timeout_s once: contact came too late to settle in time
 
 
 class GraspGate:
@@ -226,18 +260,22 @@ class GraspGate:
 
     Phases: ``waiting`` → ``closing`` → ``settling`` (waiting for Tb) → ``predicting``
     (snapshot emitted; :meth:`mark_decided` moves on) or ``decided`` (aborted) → back to
-    ``waiting`` when the gripper opens.
+    ``waiting`` when the gripper opens, or at once when a closing is dismissed.
 
+    ``contact``: the judge of contact evidence (``None``: every closing that settles is a grasp).
     Not thread-safe: call it from one thread or under one lock. Each call costs a few
-    microseconds and never blocks; the model runs elsewhere, on the ``SnapshotReady``.
+    microseconds and never blocks (the contact check about a millisecond, once per closing);
+    the model runs elsewhere, on the ``SnapshotReady``.
     """
 
-    def __init__(self, config: TriggerConfig | None = None) -> None:
+    def __init__(self, config: TriggerConfig | None = None, contact: ContactJudge | None = None) -> None:
         self.config = (config or TriggerConfig()).validate()
+        self.contact = contact
         self._tracker = GraspPhaseTracker(self.config)
         self._buffer = FrameBuffer(self.config.frame_buffer_size, self.config.frame_buffer_age_s)
         self._phase: GatePhase = "waiting"
         self._grasp: _Grasp | None = None  # the grasp awaiting its outcome
+        self._predicting: SnapshotReady | None = None  # the snapshot whose decision is pending
         self._now: float | None = None
         self._last_gripper_t: float | None = None
         self._counts = GateStats()
@@ -274,6 +312,8 @@ class GraspGate:
             grasps=tr.grasp_id,
             snapshots=c.snapshots,
             aborts=c.aborts,
+            dismissed=c.dismissed,
+            vetoes=c.vetoes,
             clock_resets=c.clock_resets,
             last_frame_t=buf.last_t,
             last_gripper_t=self._last_gripper_t,
@@ -312,12 +352,18 @@ class GraspGate:
                 self._on_closing(pe, events)
             elif isinstance(pe, Settled):
                 self._on_settled(pe, events)
+            elif isinstance(pe, Resumed):
+                self._on_resumed(pe, events)
             elif isinstance(pe, NoPart):
-                self._abort(pe.t, Reason.NO_PART_FOUND, events)
+                self._gripper_says(pe.t, Reason.NO_PART_FOUND, events)
             elif isinstance(pe, GripperFault):
-                self._abort(pe.t, Reason.GRIPPER_ERROR, events)
+                self._gripper_says(pe.t, Reason.GRIPPER_ERROR, events)
             elif isinstance(pe, Opened):
-                self._abort(pe.t, Reason.GRIPPER_OPENED, events)
+                contact = self._judge(self._newest_after_onset())
+                if contact is not None:  # opened before Tb without touching anything: no grasp
+                    self._dismiss(pe.t, contact, events)
+                    continue
+                self._gripper_says(pe.t, Reason.GRIPPER_OPENED, events)
                 self._set_phase(pe.t, "waiting", events)
         if phase_events:
             events.extend(self._advance(sample.t) if math.isfinite(sample.t) else [])
@@ -330,8 +376,13 @@ class GraspGate:
         return self._clock_check(t) + self._advance(t)
 
     def mark_decided(self, grasp_id: int, t: float) -> list[GateEvent]:
-        """Record that grasp ``grasp_id`` was decided: phase ``predicting`` → ``decided``."""
+        """Record that grasp ``grasp_id`` was decided: phase ``predicting`` → ``decided``.
+
+        From then on the gripper's reports no longer concern it (no veto).
+        """
         events: list[GateEvent] = []
+        if self._predicting is not None and self._predicting.grasp_id == grasp_id:
+            self._predicting = None
         if self._phase == "predicting" and grasp_id == self.grasp_id:
             self._set_phase(t, "decided", events)
         return events
@@ -348,6 +399,7 @@ class GraspGate:
         if self._now is None or t >= self._now - self.config.clock_reset_s:
             return events
         self._abort(self._now, Reason.CLOCK_RESET, events)
+        self._predicting = None  # its decision still comes; the new timeline no longer concerns it
         self._tracker.reset()
         self._buffer.clear()
         self._now = t
@@ -368,6 +420,7 @@ class GraspGate:
             self._abort(ev.t_detected, Reason.NO_PRE_CONTACT_FRAME, events)
             return
         g.ta = ta
+        g.before_ta = self._buffer.newest_before(ta.t)
         if self._stamp_lags(ta):
             self._abort(ev.t_detected, Reason.STALE_FRAME, events)
 
@@ -381,17 +434,68 @@ class GraspGate:
         if tb is not None:
             self._take_tb(tb, events)
 
+    def _on_resumed(self, ev: Resumed, events: list[GateEvent]) -> None:
+        """Go back to closing: the fingers close on before Tb (the grasp's onset and Ta stay)."""
+        g = self._grasp
+        if g is None or g.tb_due is None:
+            return
+        g.tb_due = None
+        self._set_phase(g.onset_t, "closing", events)
+
     def _take_tb(self, tb: Frame, events: list[GateEvent]) -> None:
         g = self._grasp
         assert g is not None and g.ta is not None and g.tb_due is not None and tb.t >= g.tb_due
+        t_now = self._now if self._now is not None else tb.t
         if self._stamp_lags(tb):
-            self._abort(self._now if self._now is not None else tb.t, Reason.STALE_FRAME, events, tb=tb)
+            self._abort(t_now, Reason.STALE_FRAME, events, tb=tb)
             return
-        t_trigger = max(tb.t, self._now if self._now is not None else tb.t)
-        events.append(SnapshotReady(g.grasp_id, g.ta, tb, t_trigger))
+        t_trigger = max(tb.t, t_now)
+        contact = self._judge(tb)
+        if contact is not None:
+            self._dismiss(t_trigger, contact, events)
+            return
+        snapshot = SnapshotReady(g.grasp_id, g.ta, tb, t_trigger,
+                                 None if self.contact is None else self.contact.last)
+        events.append(snapshot)
         self._counts.snapshots += 1
         self._grasp = None
+        self._predicting = snapshot
         self._set_phase(t_trigger, "predicting", events)
+
+    def _newest_after_onset(self) -> Frame | None:
+        g, newest = self._grasp, self._buffer.newest()
+        return newest if g is not None and newest is not None and newest.t >= g.onset_t else None
+
+    def _judge(self, later: Frame | None) -> ContactEvidence | None:
+        """Ask the contact judge about the open grasp; return its evidence only if it says *no contact*."""
+        g = self._grasp
+        if self.contact is None or g is None or g.ta is None:
+            return None
+        ev = self.contact.judge(g.ta, later, g.before_ta, self._tracker.holding, self._tracker.effort)
+        return ev if ev.contact is False else None
+
+    def _dismiss(self, t: float, contact: ContactEvidence, events: list[GateEvent]) -> None:
+        """End the open grasp without a decision: it touched nothing. Re-arm from the present width."""
+        g = self._grasp
+        assert g is not None
+        self._grasp = None
+        self._counts.dismissed += 1
+        self._tracker.dismiss(t)
+        events.append(GraspDismissed(g.grasp_id, t, contact))
+        self._set_phase(t, "waiting", events)
+
+    def _gripper_says(self, t: float, reason: str, events: list[GateEvent]) -> None:
+        """ABORT the open or the predicting grasp: the gripper ended it (no part, error, opened)."""
+        if self._grasp is not None:
+            self._abort(t, reason, events)
+            return
+        s = self._predicting
+        if s is not None and s.grasp_id == self.grasp_id:  # the model is running: its answer is void
+            self._predicting = None
+            events.append(GraspAborted(s.grasp_id, t, reason, s.ta, s.tb))
+            self._counts.aborts += 1
+            self._counts.vetoes += 1
+            self._set_phase(t, "decided", events)
 
     def _abort(self, t: float, reason: str, events: list[GateEvent], tb: Frame | None = None) -> None:
         g = self._grasp
@@ -415,7 +519,9 @@ class GraspGate:
         if g is None:
             return events
         cfg, now = self.config, self._now
-        deadlines: list[tuple[float, str]] = [(g.onset_t + cfg.tb_timeout_s, Reason.TB_TIMEOUT)]
+        deadlines: list[tuple[float, str]] = []
+        if g.tb_due is None:  # settled: Tb is the next frame (else stale_frame)
+            deadlines.append((g.onset_t + cfg.tb_timeout_s + g.grace_s, Reason.TB_TIMEOUT))
         if self._last_gripper_t is not None:
             deadlines.append((self._last_gripper_t + cfg.gripper_silence_s, Reason.GRIPPER_SILENT))
         if g.tb_due is not None:
@@ -425,5 +531,28 @@ class GraspGate:
         expired = [d for d in deadlines if now > d[0]]
         if expired:
             t_dead, reason = min(expired)
+            if reason == Reason.TB_TIMEOUT and self._slow_closing(g, t_dead, events):
+                return events
             self._abort(t_dead, reason, events)
         return events
+
+    def _slow_closing(self, g: _Grasp, t_dead: float, events: list[GateEvent]) -> bool:
+        """Tb timed out: tell whether that is a slow closing to follow on rather than ``tb_timeout``.
+
+        No contact yet (the newest frame before the deadline shows none): the grasp's onset moves
+        up to the deadline and that frame becomes its Ta (a ``closing`` phase event with the new
+        onset). Contact: once per onset, the grasp gets ``settle_window_s + frame_max_age_s``
+        more (the contact may have come just before the deadline).
+        """
+        if self.contact is None or g.ta is None:
+            return False
+        newest = self._buffer.newest_before(t_dead)
+        if newest is not None and newest.t > g.onset_t and self._judge(newest) is not None:
+            g.onset_t, g.ta, g.grace_s = t_dead, newest, 0.0
+            g.before_ta = self._buffer.newest_before(newest.t)
+            events.append(PhaseChanged(t_dead, g.grasp_id, "closing"))
+            return True
+        if g.grace_s == 0.0:
+            g.grace_s = self.config.settle_window_s + self.config.frame_max_age_s
+            return True
+        return False

@@ -61,6 +61,8 @@ class GripperSample:
             carried no width (e.g. a status-only message).
         moving: the driver's "moving" flag, ``None`` where unknown.
         grasp_state: the firmware grasp state, ``None`` where unknown.
+        effort: the fingers' effort from ``JointState.effort`` (:func:`joint_state_effort`,
+            the driver's unit), ``None`` where the driver gives none.
 
     """
 
@@ -68,6 +70,7 @@ class GripperSample:
     width_m: float | None
     moving: bool | None = None
     grasp_state: GraspState | None = None
+    effort: float | None = None
 
 
 WidthMode = Literal["sum_abs", "single"]
@@ -138,6 +141,36 @@ def joint_state_width(
             f"JointState.position: width {total * cfg.scale:.6g} m from {cfg.joint_names!r} is implausible"
         )
     return width, ""
+
+
+def joint_state_effort(
+    names: Sequence[str], efforts: Sequence[float], cfg: JointWidthConfig
+) -> float | None:
+    """Return the fingers' effort from ``JointState.effort``: ``|effort|`` summed over the configured joints.
+
+    ``None`` when the driver publishes no efforts (an empty array, as most do), the array does
+    not match the names, or a configured joint's effort is missing or not finite.
+
+    Example:
+        >>> joint_state_effort(["left", "right"], [-6.0, 6.5], JointWidthConfig(("left", "right")))
+        12.5
+        >>> joint_state_effort(["left", "right"], [], JointWidthConfig(("left", "right"))) is None
+        True
+
+    """
+    if len(efforts) == 0 or len(efforts) != len(names):
+        return None
+    index = {n: i for i, n in enumerate(names)}
+    total = 0.0
+    for joint in cfg.joint_names:
+        i = index.get(joint)
+        if i is None:
+            return None
+        e = float(efforts[i])
+        if not math.isfinite(e):
+            return None
+        total += abs(e)
+    return total
 
 
 def width_from_joint_state(

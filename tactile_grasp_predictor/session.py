@@ -10,12 +10,23 @@ rule between a message and a decision:
   flag and grasp state; a moving flag only updates the latest flag; a WSG status updates the
   latest grasp state and, when it names one, is a width-less sample (without a JointState
   topic, an offline-only case, the status width is the sample's width);
-- the gate (:class:`~tactile_grasp_predictor.gate.GraspGate`: Ta/Tb selection, timeouts);
+- the gate (:class:`~tactile_grasp_predictor.gate.GraspGate`: Ta/Tb selection, timeouts) and
+  its contact rule (:class:`~tactile_grasp_predictor.contact.ContactJudge`: a closing that
+  touched nothing, such as a pre-shaping move, is dismissed without a decision);
+- the gripper's veto until the decision: a report of no part, error or release (or a fully
+  closed width, an opening) between the closing onset and the decision ends the grasp in
+  ABORT with the gripper's reason, also while the model runs. The decision is the moment the
+  model's answer is handed in (:meth:`GraspSession.complete`) at its receive time: every input
+  received before it is handled first. Live, the worker hands it in when it finishes (inputs
+  received meanwhile were handled already); offline, the replay hands it in at once with a
+  receive time in the future (Tb's receive time plus the measured compute time) and the
+  session holds it until an input at or after that time arrives (or :meth:`flush`): one rule;
 - the reason rules (a frame-starved ABORT after malformed frames is ``bad_frame``; a full
   inference queue is ``overloaded``; an action goal without a decision gets its own ABORT);
 - the threshold (the override, else the model's, else NaN: no model, no LIFT);
 - the decision time and latency (Tb trigger → decision, on the receive clock);
-- the counters diagnostics report (:meth:`GraspSession.health`).
+- the counters diagnostics report (:meth:`GraspSession.health`), and the gripper-only
+  baseline of each decided grasp (:attr:`GraspSession.gripper_only`).
 
 The caller converts messages into plain values, calls ``on_…``, and acts on what comes back:
 :class:`~tactile_grasp_predictor.gate.PhaseChanged` (action feedback), a :class:`InferenceJob`
@@ -55,11 +66,13 @@ from typing import Any
 
 import numpy as np
 
+from tactile_grasp_predictor.contact import ContactJudge
 from tactile_grasp_predictor.decision import Decision, Predicting, Verdict, abort_decision, decide
 from tactile_grasp_predictor.gate import (
     Frame,
     GateEvent,
     GraspAborted,
+    GraspDismissed,
     GraspGate,
     PhaseChanged,
     PixelSource,
@@ -72,6 +85,8 @@ from tactile_grasp_predictor.tracker import TriggerConfig
 
 #: Gate ABORTs caused by the image stream failing; ``bad_frame`` when frames were malformed meanwhile.
 FRAME_STARVED = (Reason.NO_PRE_CONTACT_FRAME, Reason.STALE_FRAME, Reason.TB_TIMEOUT)
+#: ABORTs by the gripper's own word: the gripper-only baseline does not LIFT them either.
+GRIPPER_SAYS = (Reason.NO_PART_FOUND, Reason.GRIPPER_ERROR, Reason.GRIPPER_OPENED)
 #: Gate phases as the action's feedback names them (a decided grasp waits for the next one).
 _FEEDBACK_PHASE = {"decided": "waiting"}
 
@@ -160,6 +175,7 @@ class SessionCounts:
     lift: int = 0
     abort: int = 0
     last_decision: Decision | None = None
+    void_results: int = 0  # model answers that came after the gripper had ended their grasp
 
 
 @dataclass(frozen=True)
@@ -192,7 +208,7 @@ class GraspSession:
     def __init__(self, config: SessionConfig | None = None,
                  on_sample: Callable[[GripperSample], None] | None = None) -> None:
         self.config = config or SessionConfig()
-        self.gate = GraspGate(self.config.trigger)
+        self.gate = GraspGate(self.config.trigger, ContactJudge(self.config.trigger))
         self.timebase = TimeBase(self.config.time_base, warn_offset_s=self.config.time_offset_warn_s,
                                  watchdog_slack_s=self.config.time_watchdog_slack_s)
         self.counts = SessionCounts()
@@ -204,6 +220,13 @@ class GraspSession:
         self._model_id = ""
         self._model_threshold: float | None = None
         self._last_t = -math.inf  # the newest core time of any input
+        self._last_receive = -math.inf  # the newest receive time of any input
+        self._pending: set[int] = set()  # grasps whose model answer is awaited
+        self._held: list[tuple[float, InferenceJob, Decision]] = []  # answers due later (replay)
+        self._settled: set[int] = set()  # grasps that settled (the gripper alone would LIFT)
+        #: grasp id → the gripper-only baseline's verdict (LIFT: it settled, and the gripper never
+        #: said no part, error or opened), for every decided grasp
+        self.gripper_only: dict[int, bool] = {}
 
     # ------------------------------------------------------------------ model and settings
     def set_model(self, model_id: str, threshold: float | None) -> None:
@@ -228,7 +251,9 @@ class GraspSession:
         """Take new settings; a changed trigger re-arms the gate (a grasp in progress is dropped)."""
         assert config.time_base == self.config.time_base, "time_base is fixed at start-up"
         if config.trigger != self.config.trigger:
-            self.gate = GraspGate(config.trigger)
+            self.gate = GraspGate(config.trigger, ContactJudge(config.trigger))
+            self._pending.clear()
+            self._held.clear()
         self.config = config
 
     # ------------------------------------------------------------------ state
@@ -253,8 +278,9 @@ class GraspSession:
         """Take a frame stamped ``stamp``, received at ``receive_t`` (with ``source``: still undecoded)."""
         t = self._time(stamp, receive_t, "image")
         self.frames.tick(receive_t)
+        out = self._release(receive_t)
         self.counts.bad_since_good = False
-        return self._handle(self.gate.on_frame(Frame(t, stamp, image, source)), receive_t)
+        return out + self._handle(self.gate.on_frame(Frame(t, stamp, image, source)), receive_t)
 
     def on_bad_frame(self, receive_t: float, reason: str) -> None:
         """Count a frame that could not be decoded (it never reaches the gate; the reason names the field)."""
@@ -264,11 +290,16 @@ class GraspSession:
         c.bad_since_good = True
         c.last_bad_frame = reason
 
-    def on_gripper_width(self, stamp: float | None, receive_t: float, width_m: float) -> list[SessionOutput]:
-        """Take a finger opening from a JointState (see :func:`~.gripper.joint_state_width`)."""
+    def on_gripper_width(self, stamp: float | None, receive_t: float, width_m: float,
+                         effort: float | None = None) -> list[SessionOutput]:
+        """Take a finger opening from a JointState (see :func:`~.gripper.joint_state_width`).
+
+        ``effort``: the fingers' effort from the same message (:func:`~.gripper.joint_state_effort`),
+        contact evidence where ``trigger.contact_effort`` is set.
+        """
         t = self._time(stamp, receive_t, "joint_states")
         self.gripper.tick(receive_t)
-        return self._feed(GripperSample(t, width_m, self._moving, self._state), receive_t)
+        return self._feed(GripperSample(t, width_m, self._moving, self._state, effort), receive_t)
 
     def on_ignored_gripper(self, reason: str) -> None:
         """Count a gripper message that gives no sample (other joints on a shared topic, a bad status)."""
@@ -291,11 +322,11 @@ class GraspSession:
         self._state = state
         if self.config.joint_states:
             if state is None:
-                return []
+                return self._release(receive_t)
             return self._feed(GripperSample(t, None, self._moving, state), receive_t)
         if width_m is None:
             self.on_ignored_gripper(f"status at t={receive_t:.3f}: no plausible width")
-            return []
+            return self._release(receive_t)
         return self._feed(GripperSample(t, width_m, self._moving if moving is None else moving, state),
                           receive_t)
 
@@ -305,18 +336,20 @@ class GraspSession:
         Under ``header`` the tick's core time is the watchdog clock
         (:meth:`TimeBase.watchdog_time`), and it only moves forward: a tick never resets the clock.
         """
+        out = self._release(receive_now)
         t = self.timebase.watchdog_time(receive_now)
         if self.timebase.mode == "header" and (self.gate.now is None or t <= self.gate.now):
-            return []
-        return self._handle(self.gate.on_tick(t), receive_now)
+            return out
+        return out + self._handle(self.gate.on_tick(t), receive_now)
 
     def flush(self) -> list[SessionOutput]:
-        """End of the recording: fire every pending timeout as a ticking node would (at their deadlines)."""
+        """End of the recording: hand in held answers, fire every pending timeout at its deadline."""
+        out = self._release(math.inf)
         if not math.isfinite(self._last_t):
-            return []
+            return out
         cfg = self.config.trigger
         horizon = self._last_t + cfg.tb_timeout_s + cfg.gripper_silence_s + cfg.frame_max_age_s + 1.0
-        return self._handle(self.gate.on_tick(horizon), None)
+        return out + self._handle(self.gate.on_tick(horizon), None)
 
     # ------------------------------------------------------------------ the model
     def decide(self, job: InferenceJob, predictor: Predicting | None) -> Decision:
@@ -324,7 +357,24 @@ class GraspSession:
         return decide(job.snapshot, predictor, self.threshold)
 
     def complete(self, job: InferenceJob, decision: Decision, receive_t: float) -> list[SessionOutput]:
-        """Stamp the job's decision (done at receive-clock ``receive_t``), count it, move the gate on."""
+        """Hand in the job's decision, made at receive-clock ``receive_t``: stamp, count, move the gate on.
+
+        Void (nothing returned, counted in ``void_results``) if the gripper ended the grasp first.
+        A ``receive_t`` later than every input so far (a replay, which computes at once) is held
+        until an input at or after it arrives: what a live node receives while its model runs
+        comes before the answer.
+        """
+        if job.snapshot.grasp_id not in self._pending:
+            self.counts.void_results += 1
+            return []
+        if receive_t > self._last_receive:
+            self._held.append((receive_t, job, decision))
+            return []
+        return self._finish(job, decision, receive_t)
+
+    def _finish(self, job: InferenceJob, decision: Decision, receive_t: float) -> list[SessionOutput]:
+        """Stamp and publish a model decision (see :meth:`complete`)."""
+        self._pending.discard(job.snapshot.grasp_id)
         t = max(job.snapshot.t_trigger, self.timebase.from_receive(receive_t))
         stamped = dataclasses.replace(decision, t_decision=t,
                                       latency_ms=max(0.0, receive_t - job.receive_t) * 1000.0)
@@ -333,12 +383,27 @@ class GraspSession:
         out.append(self._count(stamped))
         return out
 
+    def _release(self, receive_t: float) -> list[SessionOutput]:
+        """Note an input received at ``receive_t``; hand in the held answers due by then, in order."""
+        self._last_receive = max(self._last_receive, receive_t)
+        out: list[SessionOutput] = []
+        while self._held and self._held[0][0] <= receive_t:
+            due, job, decision = self._held.pop(0)
+            if job.snapshot.grasp_id in self._pending:
+                out += self._finish(job, decision, due)
+            else:
+                self.counts.void_results += 1
+        return out
+
     def reject(self, job: InferenceJob, reason: str, receive_t: float) -> list[SessionOutput]:
         """End a job without running the model (e.g. ``overloaded``): ABORT with ``reason``."""
         s = job.snapshot
         aborted = GraspAborted(s.grasp_id, s.t_trigger, reason, s.ta, s.tb)
         decision = abort_decision(aborted, self.threshold, self._model_id)
-        return self.complete(job, decision, receive_t)
+        if s.grasp_id not in self._pending:
+            self.counts.void_results += 1
+            return []
+        return self._finish(job, decision, receive_t)
 
     def no_decision(self, reason: str, receive_t: float) -> Decision:
         """Build the ABORT an action goal ends with when no grasp was decided in time (not counted)."""
@@ -352,6 +417,9 @@ class GraspSession:
         """Report the node's diagnostic status: level, message and the values of docs/node.md."""
         c, frame_age = self.counts, self.frames.age_s(receive_now)
         last = c.last_decision
+        gate_stats = self.gate.stats
+        contact = self.gate.contact
+        assert contact is not None
         clock = self.timebase.problem()
         values = {
             "model_loaded": str(model.available),
@@ -371,6 +439,11 @@ class GraspSession:
             "ignored_joint_states": str(c.ignored_gripper),
             "phase": self.phase,
             "grasps": str(self.gate.grasp_id),
+            "closings_without_contact": str(gate_stats.dismissed),
+            "contact_threshold": f"{contact.threshold:.2f}",
+            "contact_noise": f"{contact.noise:.2f}",
+            "last_contact": contact.last.summary() if contact.last else "",
+            "gripper_vetoes": str(gate_stats.vetoes),
             "lift": str(c.lift),
             "abort": str(c.abort),
             "last_reason": last.reason if last else "",
@@ -410,17 +483,24 @@ class GraspSession:
     def _feed(self, sample: GripperSample, receive_t: float) -> list[SessionOutput]:
         if self._on_sample is not None:
             self._on_sample(sample)
-        return self._handle(self.gate.on_gripper(sample), receive_t)
+        out = self._release(receive_t)
+        return out + self._handle(self.gate.on_gripper(sample), receive_t)
 
     def _handle(self, events: Sequence[GateEvent], receive_t: float | None) -> list[SessionOutput]:
         """Gate events → outputs; ABORTs stamped at ``receive_t`` (``None``: at their own time)."""
         out: list[SessionOutput] = []
         for ev in events:
             if isinstance(ev, PhaseChanged):
+                if ev.phase == "settling":
+                    self._settled.add(ev.grasp_id)
                 out.append(ev)
             elif isinstance(ev, SnapshotReady):
+                self._pending.add(ev.grasp_id)
                 out.append(InferenceJob(ev, ev.t_trigger if receive_t is None else receive_t))
+            elif isinstance(ev, GraspDismissed):
+                self._settled.discard(ev.grasp_id)  # the id goes to the next closing
             else:
+                self._pending.discard(ev.grasp_id)  # the gripper's veto: the model's answer is void
                 if ev.reason in FRAME_STARVED and self.counts.bad_since_good:
                     ev = dataclasses.replace(ev, reason=Reason.BAD_FRAME)
                 t = ev.t if receive_t is None else max(ev.t, self.timebase.from_receive(receive_t))
@@ -430,6 +510,9 @@ class GraspSession:
 
     def _count(self, decision: Decision) -> Decision:
         assert decision.verdict == Verdict.ABORT or decision.reason == Reason.MODEL, decision
+        gid = decision.grasp_id
+        self.gripper_only[gid] = gid in self._settled and decision.reason not in GRIPPER_SAYS
+        self._settled.discard(gid)
         if decision.verdict == Verdict.LIFT:
             self.counts.lift += 1
         else:

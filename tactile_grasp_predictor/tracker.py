@@ -1,14 +1,18 @@
 """The grasp phase tracker: a pure state machine over gripper samples.
 
 It turns a stream of :class:`~tactile_grasp_predictor.gripper.GripperSample` into phase
-events: :class:`ClosingStarted` · :class:`Settled` · :class:`NoPart` ·
+events: :class:`ClosingStarted` · :class:`Settled` · :class:`Resumed` · :class:`NoPart` ·
 :class:`GripperFault` · :class:`Opened`. It knows nothing of frames, models or ROS; the
-:class:`~tactile_grasp_predictor.gate.GraspGate` puts frames around it.
+:class:`~tactile_grasp_predictor.gate.GraspGate` puts frames around it and decides, with the
+contact evidence, whether a closing was a grasp.
 
-Phases (``tracker.phase``): ``waiting`` (armed, fingers open) → ``closing`` (width fell
-by more than ``closing_threshold_m`` from its open value, or the grasp state turned
-GRASPING) → ``closed`` (settled, no part, or fault: one outcome per grasp) → back to
-``waiting`` when the fingers open again (re-arm).
+It follows what the gripper does, not one fixed open width: a closing starts whenever the
+width falls more than ``closing_threshold_m`` below the largest width since the last stop
+(or the grasp state turns GRASPING), from whatever width the fingers rest at. Phases
+(``tracker.phase``): ``waiting`` (armed) → ``closing`` → ``closed`` (settled, no part, or
+fault) → back to ``waiting`` when the fingers open again, or at once when the gate
+dismisses a closing that touched nothing (:meth:`GraspPhaseTracker.dismiss`: a pre-shaping
+move, a pause mid-closing), so the next closing from that width can be the grasp.
 
 Example:
     >>> from tactile_grasp_predictor.gripper import GripperSample
@@ -33,7 +37,7 @@ from tactile_grasp_predictor.gripper import GraspState, GripperSample, plausible
 TrackerPhase = Literal["waiting", "closing", "closed"]
 
 
-def _param(default: float | int | None, doc: str) -> Any:
+def _param(default: float | int | bool | None, doc: str) -> Any:
     """Declare a :class:`TriggerConfig` field: its default and the description its parameter shows."""
     return field(default=default, metadata={"doc": doc})
 
@@ -48,26 +52,32 @@ class TriggerConfig:
 
     closing_threshold_m: float = _param(
         0.002, "closing starts when the width falls more than this below its open value "
-        "(the largest width seen since the tracker was armed)")
+        "(the largest width since the fingers last stopped or opened)")
     open_tolerance_m: float = _param(
         0.0003, "the band below the open value that still counts as open (sensor noise); "
         "the closing onset is the last sample within it")
     settle_window_s: float = _param(
-        0.2, "settled when the width stayed within settle_tolerance_m for this long. Closing speed x "
-        "window must exceed the tolerance; a slow creep below tolerance / window (soft objects under "
-        "grip force) still counts as settled")
-    settle_tolerance_m: float = _param(0.002, "the width band that counts as 'not changing'")
+        0.2, "settled when the width stayed within the settle band for this long")
+    settle_tolerance_m: float = _param(
+        0.0005, "the smallest settle band (width noise): a closing slower than this / settle_window_s "
+        "(2.5 mm/s with the defaults) looks settled")
+    settle_speed_ratio: float = _param(
+        0.1, "the settle band also grows with the closing's peak speed: ratio x peak x window. A creep "
+        "slower than this share of the closing speed (soft objects under grip force) counts as settled")
     closed_width_m: float = _param(
         0.0015, "a width at or below this during a grasp means the fingers closed on nothing: "
         "ABORT no_part_found at once, without running the model")
     reopen_threshold_m: float = _param(
         0.01, "after closing started, a width this far above the smallest width of the grasp "
-        "means the gripper opened (re-arm)")
+        "means the gripper opened (re-arm; a partial reopen for a regrasp must exceed it)")
     ta_max_age_s: float = _param(
         1.0, "Ta, the newest frame before the closing onset, may be at most this much older than "
         "the onset (else ABORT no_pre_contact_frame)")
     tb_delay_s: float = _param(0.1, "Tb is the first frame received at or after settle time + this delay")
-    tb_timeout_s: float = _param(3.0, "no Tb this long after the closing onset: ABORT tb_timeout")
+    tb_timeout_s: float = _param(
+        3.0, "not settled this long after the closing onset: ABORT tb_timeout if the frames show contact "
+        "(after settle_window_s + frame_max_age_s more, once), else the onset and Ta move up to now (a "
+        "slow closing)")
     frame_max_age_s: float = _param(0.5, "once Tb is due, no frame newer than this: ABORT stale_frame")
     max_stamp_lag_s: float | None = _param(
         None, "if set, a Ta/Tb frame whose header stamp lags its receive time by more than this is "
@@ -81,12 +91,29 @@ class TriggerConfig:
         5.0, "an input this much older than the newest time seen means the clock went back (a "
         "looping bag, a restarted simulation): the gate starts afresh (an open grasp ends with "
         "ABORT clock_reset); smaller steps back are out-of-order messages and are ignored")
+    contact_required: bool = _param(
+        True, "decide only closings with contact evidence (the frames' deformation Tb - Ta, HOLDING, "
+        "or effort); a closing that stops short without it (a pre-shaping move) is no grasp. False: "
+        "every closing that settles is decided")
+    contact_min_deformation: float = _param(
+        4.0, "contact when the deformation between Ta and Tb (grey levels: mean |Tb - Ta| of the most "
+        "changed 2 % of a 32-pixel thumbnail) reaches at least this")
+    contact_noise_factor: float = _param(
+        3.0, "... and at least this many times the frame noise: the same measure between the two "
+        "frames before the onset (no contact), median over the last closings")
+    contact_effort: float | None = _param(
+        None, "if set, JointState.effort (sum of |effort| of the finger joints, the driver's unit) at or "
+        "above this when Tb is taken is contact too (None: effort is not used)")
 
     def validate(self) -> TriggerConfig:
         """Check every field; raise :class:`ConfigError` naming the first bad one; return ``self``."""
         for f in fields(self):
             v = getattr(self, f.name)
-            if f.name == "max_stamp_lag_s" and v is None:
+            if f.name in ("max_stamp_lag_s", "contact_effort") and v is None:
+                continue
+            if f.name == "contact_required":
+                if not isinstance(v, bool):
+                    raise ConfigError(f"TriggerConfig.{f.name}: must be true or false, got {v!r}")
                 continue
             if f.name == "frame_buffer_size":
                 if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -108,6 +135,9 @@ class TriggerConfig:
                 f"TriggerConfig.open_tolerance_m: {self.open_tolerance_m} must be below "
                 f"closing_threshold_m {self.closing_threshold_m}"
             )
+        if self.settle_speed_ratio >= 1.0:
+            raise ConfigError(
+                f"TriggerConfig.settle_speed_ratio: must be below 1, got {self.settle_speed_ratio}")
         if self.settle_window_s + self.tb_delay_s >= self.tb_timeout_s:
             raise ConfigError(
                 f"TriggerConfig.tb_timeout_s: {self.tb_timeout_s} must exceed settle_window_s + tb_delay_s "
@@ -128,7 +158,7 @@ def trigger_doc(name: str) -> str:
 
 @dataclass(frozen=True)
 class ClosingStarted:
-    """The fingers started closing: a new grasp.
+    """The fingers started closing: a new grasp (until the gate dismisses it for lack of contact).
 
     ``t`` is the estimated onset (the last sample still at the open width, or the first
     sign of motion), never later than ``t_detected``, the sample that revealed it.
@@ -141,7 +171,7 @@ class ClosingStarted:
 
 @dataclass(frozen=True)
 class Settled:
-    """The fingers stopped on something (width steady, not fully closed; or HOLDING)."""
+    """The fingers stopped (width steady, not fully closed; or HOLDING)."""
 
     t: float
     grasp_id: int
@@ -149,8 +179,19 @@ class Settled:
 
 
 @dataclass(frozen=True)
+class Resumed:
+    """The fingers closed on after settling (a pause mid-closing): the same grasp is closing again."""
+
+    t: float
+    grasp_id: int
+
+
+@dataclass(frozen=True)
 class NoPart:
-    """The fingers closed on nothing (fully closed, or NO_PART_FOUND)."""
+    """The fingers closed on nothing (fully closed), or the gripper said NO_PART_FOUND / PART_LOST.
+
+    Reported once per grasp, while closing or after settling.
+    """
 
     t: float
     grasp_id: int
@@ -158,7 +199,7 @@ class NoPart:
 
 @dataclass(frozen=True)
 class GripperFault:
-    """The gripper reported ERROR during a grasp."""
+    """The gripper reported ERROR during a grasp (once per grasp, while closing or after settling)."""
 
     t: float
     grasp_id: int
@@ -166,12 +207,20 @@ class GripperFault:
 
 @dataclass(frozen=True)
 class Opened:
-    """The gripper opened after a grasp: the tracker is armed again."""
+    """The gripper opened after a grasp started (width, or RELEASING): the tracker is armed again."""
 
     t: float
 
 
-PhaseEvent = ClosingStarted | Settled | NoPart | GripperFault | Opened
+PhaseEvent = ClosingStarted | Settled | Resumed | NoPart | GripperFault | Opened
+
+#: Firmware states that end a grasp whatever the width says (a report, not only a change).
+_VETO_STATES = {
+    GraspState.ERROR: "fault",
+    GraspState.NO_PART_FOUND: "no_part",
+    GraspState.PART_LOST: "no_part",
+    GraspState.RELEASING: "opened",
+}
 
 
 class GraspPhaseTracker:
@@ -179,8 +228,11 @@ class GraspPhaseTracker:
 
     Samples older than the last accepted one are ignored (``out_of_order``), as are exact
     repeats of the last one (``duplicates``); non-finite times are ignored (``invalid``).
-    A sample's ``None`` fields mean "not in this message"; grasp states and the moving
-    flag act on their transitions only (firmware states persist until the next command).
+    A sample's ``None`` fields mean "not in this message". GRASPING, HOLDING and the moving
+    flag act on their transitions only (firmware states persist until the next command);
+    ERROR, NO_PART_FOUND, PART_LOST and RELEASING end a grasp on any report after its onset,
+    unless it is the state that was already reported at the onset, unchanged (a leftover;
+    ERROR always counts).
     """
 
     def __init__(self, config: TriggerConfig | None = None) -> None:
@@ -196,17 +248,24 @@ class GraspPhaseTracker:
         """Forget the gripper's history (phase ``waiting``); grasp ids and counters continue."""
         self.phase: TrackerPhase = "waiting"
         self.onset_t: float | None = None
+        self.holding = False  # HOLDING reported during this grasp (contact evidence)
+        self.effort: float | None = None  # the latest known effort
         self._last: GripperSample | None = None
         self._width: float | None = None  # last known width
         self._width_prev: float | None = None  # the known width before it
         self._state: GraspState | None = None  # last known grasp state
+        self._state_before: GraspState | None = None  # the one known before the latest sample
+        self._onset_state: GraspState | None = None  # the state known when this grasp began
         self._moving: bool | None = None  # last known moving flag
         self._open_ref: float | None = None  # largest width since armed
         self._last_open_t: float | None = None  # last time the width was at the open value
         self._moving_since: float | None = None  # motion start seen by the flag while waiting
         self._min_width: float | None = None  # smallest width since closing started
         self._moving_seen = False  # flag was True during this grasp
-        self._steady: deque[tuple[float, float]] = deque()  # (t, width) within tolerance
+        self._settled_w: float | None = None  # the width the grasp settled at (None: not settled)
+        self._ended = False  # no part or fault reported for this grasp
+        self._peak_speed = 0.0  # fastest closing speed of this grasp over the settle window, m/s
+        self._hist: deque[tuple[float, float]] = deque()  # (t, width) over the settle window + anchor
 
     @property
     def last_t(self) -> float | None:
@@ -236,9 +295,13 @@ class GraspPhaseTracker:
         prev_t = None if self._last is None else self._last.t
         self._last = sample
         self.accepted += 1
+        if sample.effort is not None and math.isfinite(sample.effort):
+            self.effort = sample.effort
         # a state acts on a change from a known state (the first report may be left over)
         changed = self._state is not None and sample.grasp_state != self._state
         new_state = sample.grasp_state if changed else None
+        reported = sample.grasp_state
+        self._state_before = self._state
         if sample.grasp_state is not None:
             self._state = sample.grasp_state
         moving_now = sample.moving
@@ -252,14 +315,26 @@ class GraspPhaseTracker:
         events: list[PhaseEvent] = []
         if self.phase == "waiting":
             self._waiting(sample.t, prev_t, w, new_state, moving_rose, events)
-        if self.phase == "closing" and not events:
+            if self.phase == "closing":
+                # Same sample that started closing: only firmware verdicts act at once.
+                self._verdicts(sample.t, w, reported, new_state, events)
+            return events
+        if self._verdicts(sample.t, w, reported, new_state, events):
+            return events
+        if self.phase == "closing":
             self._closing(sample.t, w, new_state, moving_fell, events)
-        elif self.phase == "closing" and events:
-            # Same sample that started closing: only firmware verdicts act at once.
-            self._closing(sample.t, w, new_state, False, events, first=True)
-        elif self.phase == "closed" and not events:
-            self._closed(sample.t, w, new_state, moving_now, events)
+        else:
+            self._closed(sample.t, w, events)
         return events
+
+    def dismiss(self, t: float) -> None:
+        """Forget the current grasp: it touched nothing (the gate's contact rule); re-arm from here.
+
+        The grasp id is given back (the next closing gets it) and the fingers' present width
+        becomes the open value, so any further closing from it starts a grasp.
+        """
+        self.grasp_id -= 1
+        self._arm(t, self._width)
 
     # -- phases -------------------------------------------------------------------------
     def _waiting(
@@ -301,20 +376,59 @@ class GraspPhaseTracker:
                 self._open_ref = w
                 if self._moving is True:
                     self._moving_since = t  # still opening: closing motion has not begun
+            if self._at_rest(t, w):  # resting lower after a small move: the open value follows
+                self._open_ref = max(x[1] for x in self._hist)
             if w >= self._open_ref - cfg.open_tolerance_m:
                 self._last_open_t = t
+
+    def _at_rest(self, t: float, w: float) -> bool:
+        """Tell whether the open fingers stayed within ``settle_tolerance_m`` for ``settle_window_s``."""
+        cfg, hist = self.config, self._hist
+        hist.append((t, w))
+        while len(hist) >= 2 and hist[1][0] <= t - cfg.settle_window_s:
+            hist.popleft()
+        widths = [x[1] for x in hist]
+        return hist[0][0] <= t - cfg.settle_window_s and max(widths) - min(widths) <= cfg.settle_tolerance_m
 
     def _start(self, onset: float, t: float, w: float | None, events: list[PhaseEvent]) -> None:
         self.grasp_id += 1
         self.phase = "closing"
         self.onset_t = onset
+        self.holding = False
+        self._onset_state = self._state_before  # a report of it that never changed is a leftover
         self._min_width = w if w is not None else self._width
         self._moving_seen = self._moving is True
-        self._steady.clear()
+        self._settled_w = None
+        self._ended = False
+        self._peak_speed = 0.0
+        self._hist.clear()
+        if self._open_ref is not None and self._last_open_t is not None and self._last_open_t < t:
+            self._hist.append((self._last_open_t, self._open_ref))  # the closing's start: speed anchor
         if w is not None:
-            self._steady.append((t, w))
+            self._track(t, w)
         assert onset <= t, "closing onset is never after its detection"
         events.append(ClosingStarted(onset, self.grasp_id, t))
+
+    def _verdicts(self, t: float, w: float | None, reported: GraspState | None,
+                  new_state: GraspState | None, events: list[PhaseEvent]) -> bool:
+        """Apply the firmware's verdicts (veto states, HOLDING) to a started grasp; tell if one acted."""
+        veto = _VETO_STATES.get(reported) if reported is not None else None
+        if veto is not None and (reported == GraspState.ERROR or reported != self._onset_state):
+            if veto == "opened":
+                self._open(t, w, events)  # the open value from the widths to come if this has none
+                return True
+            if not self._ended:
+                self._ended = True
+                self._finish(GripperFault(t, self.grasp_id) if veto == "fault" else NoPart(t, self.grasp_id),
+                             events)
+                return True
+            return False
+        if new_state == GraspState.HOLDING:
+            self.holding = True
+            if self.phase == "closing":
+                self._settle(t, self._width, events, by_state=True)
+                return True
+        return False
 
     def _closing(
         self,
@@ -323,23 +437,7 @@ class GraspPhaseTracker:
         new_state: GraspState | None,
         moving_fell: bool,
         events: list[PhaseEvent],
-        first: bool = False,
     ) -> None:
-        cfg = self.config
-        if new_state == GraspState.ERROR:
-            self._finish(GripperFault(t, self.grasp_id), events)
-            return
-        if new_state == GraspState.NO_PART_FOUND:
-            self._finish(NoPart(t, self.grasp_id), events)
-            return
-        if new_state == GraspState.HOLDING:
-            self._finish(Settled(t, self.grasp_id, self._width), events)
-            return
-        if first:
-            return
-        if new_state == GraspState.RELEASING:
-            self._open(t, w, events)
-            return
         if self._moving is True:
             self._moving_seen = True
         if w is not None:
@@ -347,52 +445,72 @@ class GraspPhaseTracker:
                 self._open(t, w, events)
                 return
             self._min_width = w if self._min_width is None else min(self._min_width, w)
-            if w <= cfg.closed_width_m:  # nothing can be between the fingers
+            if w <= self.config.closed_width_m:  # nothing can be between the fingers
+                self._ended = True
                 self._finish(NoPart(t, self.grasp_id), events)
                 return
-            self._steady.append((t, w))
-            while len(self._steady) > 1 and (
-                max(s[1] for s in self._steady) - min(s[1] for s in self._steady) > cfg.settle_tolerance_m
-            ):
-                self._steady.popleft()
-            while len(self._steady) >= 2 and self._steady[1][0] <= t - cfg.settle_window_s:
-                self._steady.popleft()  # keep one anchor at or before the window start
-            if self._steady[0][0] <= t - cfg.settle_window_s:
+            if self._track(t, w):
                 self._settle(t, w, events)
                 return
         if moving_fell and self._moving_seen and self._width is not None:
-            # trust the flag only if the width agrees (a flag derived from speed can flicker)
+            # trust the flag only if the width agrees (a flag derived from speed can flicker):
+            # the last step is smaller than a closing threshold
             prev = self._width_prev if self._width_prev is not None else self._width
-            if abs(self._width - prev) <= cfg.settle_tolerance_m:
+            if abs(self._width - prev) <= self.config.closing_threshold_m:
                 self._settle(t, self._width, events)
 
-    def _settle(self, t: float, w: float, events: list[PhaseEvent]) -> None:
-        if w <= self.config.closed_width_m:
+    def _track(self, t: float, w: float) -> bool:
+        """Add a width to the settle window; tell whether the fingers are steady over the whole window.
+
+        Steady: the widths since the window start (one anchor at or before it) lie within
+        ``max(settle_tolerance_m, settle_speed_ratio x peak speed x settle_window_s)``.
+        """
+        cfg = self.config
+        hist = self._hist
+        hist.append((t, w))
+        while len(hist) >= 2 and hist[1][0] <= t - cfg.settle_window_s:
+            hist.popleft()  # keep one anchor at or before the window start
+        t0, w0 = hist[0]
+        if t > t0:
+            self._peak_speed = max(self._peak_speed, (w0 - w) / (t - t0))
+        if t0 > t - cfg.settle_window_s:
+            return False  # the window is not covered yet
+        band = max(cfg.settle_tolerance_m, cfg.settle_speed_ratio * self._peak_speed * cfg.settle_window_s)
+        widths = [x[1] for x in hist]
+        return max(widths) - min(widths) <= band
+
+    def _settle(self, t: float, w: float | None, events: list[PhaseEvent], by_state: bool = False) -> None:
+        if w is not None and w <= self.config.closed_width_m and not by_state:
+            self._ended = True
             self._finish(NoPart(t, self.grasp_id), events)
         else:
+            self._settled_w = w if w is not None else self._width  # None: no width to resume from
             self._finish(Settled(t, self.grasp_id, w), events)
 
     def _finish(self, event: PhaseEvent, events: list[PhaseEvent]) -> None:
         self.phase = "closed"
-        self._steady.clear()
         events.append(event)
 
-    def _closed(
-        self,
-        t: float,
-        w: float | None,
-        new_state: GraspState | None,
-        moving: bool | None,
-        events: list[PhaseEvent],
-    ) -> None:
-        if new_state == GraspState.RELEASING:
+    def _closed(self, t: float, w: float | None, events: list[PhaseEvent]) -> None:
+        if w is None:
+            return
+        if self._reopened(w):
             self._open(t, w, events)
             return
-        if w is not None:
-            if self._reopened(w):
-                self._open(t, w, events)
-                return
-            self._min_width = w if self._min_width is None else min(self._min_width, w)
+        self._min_width = w if self._min_width is None else min(self._min_width, w)
+        if self._ended:
+            return
+        if w <= self.config.closed_width_m:  # fully closed after settling: the part is gone
+            self._ended = True
+            events.append(NoPart(t, self.grasp_id))
+            return
+        steady = self._track(t, w)
+        settled_w = self._settled_w
+        if settled_w is not None and not steady and w < settled_w - self.config.closing_threshold_m:
+            # closing on at the closing's pace after a pause: the same grasp closes again
+            self.phase = "closing"
+            self._settled_w = None
+            events.append(Resumed(t, self.grasp_id))
 
     def _reopened(self, w: float) -> bool:
         """Tell whether the fingers opened again.
@@ -411,34 +529,18 @@ class GraspPhaseTracker:
         return closed_in and w >= self._open_ref - cfg.open_tolerance_m
 
     def _open(self, t: float, w: float | None, events: list[PhaseEvent]) -> None:
+        self._arm(t, w)
+        events.append(Opened(t))
+
+    def _arm(self, t: float, w: float | None) -> None:
+        """Phase ``waiting`` with ``w`` (the present width) as the open value."""
         self.phase = "waiting"
         self.onset_t = None
+        self.holding = False
         self._open_ref = w
         self._last_open_t = t if w is not None else None
         self._moving_since = t if self._moving is True else None
         self._min_width = None
-        self._steady.clear()
-        events.append(Opened(t))
-
-
-class GripperOnlyBaseline:
-    """What the gripper alone would decide: LIFT whenever it settles not fully closed (or HOLDING).
-
-    ABORT on no part, a fault, or opening before it settled. A tracker of its own, fed every
-    gripper sample the gate gets (``GraspSession(on_sample=baseline)``); the replay report
-    compares the model against it.
-    """
-
-    def __init__(self, config: TriggerConfig | None = None) -> None:
-        self.tracker = GraspPhaseTracker(config or TriggerConfig())
-        self.verdicts: dict[int, bool] = {}  # grasp id -> LIFT?
-
-    def __call__(self, sample: GripperSample) -> None:
-        """Feed one gripper sample."""
-        for ev in self.tracker.update(sample):
-            if isinstance(ev, Settled):
-                self.verdicts.setdefault(ev.grasp_id, True)
-            elif isinstance(ev, NoPart | GripperFault):
-                self.verdicts.setdefault(ev.grasp_id, False)
-            elif isinstance(ev, Opened):  # opened before settling
-                self.verdicts.setdefault(self.tracker.grasp_id, False)
+        self._settled_w = None
+        self._ended = False
+        self._hist.clear()

@@ -110,6 +110,7 @@ def test_rearm_and_second_grasp() -> None:
     gate = GraspGate()
     feed_gate(gate, stream(3.0, 1.0, HELD))
     assert gate.phase == "predicting"
+    gate.mark_decided(1, 2.99)
     # open again, then a second grasp
     ev: list[object] = []
     for i in range(200):

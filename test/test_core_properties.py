@@ -87,7 +87,7 @@ def scenarios(draw: st.DrawFn, faults: bool = True) -> Scenario:
 
 
 # messages as delivered (late and repeated copies stay where they are), the buffer bound checked
-drive = partial(feed_gate, sort=False, check_buffer=True)
+drive = partial(feed_gate, sort=False, check_buffer=True, decide=True)
 
 
 class CountingPredictor:

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from helpers.streams import FREE, PRESSED
 from tactile_grasp_predictor.decision import Decision, Verdict
 from tactile_grasp_predictor.gate import PhaseChanged, Reason
 from tactile_grasp_predictor.gripper import GraspState
@@ -44,12 +45,12 @@ def jobs(outs: list[SessionOutput]) -> list[InferenceJob]:
 
 
 def grasp_until_tb(s: GraspSession, t0: float = 0.0, frames: bool = True) -> list[SessionOutput]:
-    """A clean grasp: open at 0.08 m, close to 0.04 m, hold; frames every 50 ms (receive clock = t)."""
+    """A clean grasp: open at 0.08 m, close to 0.04 m on a part, hold; frames every 50 ms (receive = t)."""
     out: list[SessionOutput] = []
     t = t0
     while t < t0 + 0.8:
         if frames:
-            out += s.on_frame(None, t, IMG)
+            out += s.on_frame(None, t, FREE if t < t0 + 0.12 else PRESSED)
         width = 0.08 if t < t0 + 0.1 else 0.04
         out += s.on_gripper_width(None, t + 0.001, width)
         t = round(t + 0.05, 6)

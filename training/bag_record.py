@@ -138,7 +138,7 @@ def synthetic_recordings(
         noise = np.random.default_rng([seed, k])  # pixel noise apart: sizes and rates leave the trials alone
         for i, t in enumerate(ft):
             grip = 0.0 if empty else float(np.clip((t - t_contact) / 0.2, 0.0, 1.0))
-            radius = (0.2 + 0.07 * quality) * min(h, w) * grip
+            radius = max(0.2 + 0.07 * quality, 0.1) * min(h, w) * grip
             blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * max(radius, 1e-3) ** 2)) * (grip > 0)
             img = base + 60.0 * blob[..., None] * np.array([1.0, -0.5, 0.3], np.float32)
             img += noise.normal(0, 2.0, img.shape).astype(np.float32)

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from tactile_grasp_predictor.errors import BagError, FrameError
-from tactile_grasp_predictor.gripper import JointWidthConfig, joint_state_width
+from tactile_grasp_predictor.gripper import JointWidthConfig, joint_state_effort, joint_state_width
 from tactile_grasp_predictor.node_config import NodeConfig, default_joints
 from tactile_grasp_predictor.wsg import STATUS_TYPES, decode_status, variant_of
 
@@ -228,6 +228,7 @@ class GripperItem:
     status_text: str | None = None
     stamp: float | None = None
     has_header: bool = True
+    effort: float | None = None  # the fingers' JointState effort (joint_state_effort), if recorded
 
 
 @dataclass(frozen=True)
@@ -326,16 +327,28 @@ def parse_header_stamp(raw: bytes) -> float | None:
 
 def parse_joint_state(raw: bytes) -> tuple[list[str], list[float]]:
     """Names and positions of a ``sensor_msgs/JointState`` without a full deserialisation."""
+    names, positions, _ = joint_state_arrays(raw)
+    return names, positions
+
+
+def joint_state_arrays(raw: bytes) -> tuple[list[str], list[float], list[float]]:
+    """Names, positions and efforts of a ``sensor_msgs/JointState`` without a full deserialisation."""
     c = _Cdr(raw)
     c.stamp()
     c.string()  # frame_id
     names = [c.string() for _ in range(c.u32())]
-    n = c.u32()
-    c._align(8)
-    if c.pos + 8 * n > len(raw):
-        raise ValueError("position runs past the end of the message")
-    positions = list(struct.unpack_from(("<" if c.le else ">") + f"{n}d", raw, c.pos))
-    return names, positions
+    arrays: list[list[float]] = []
+    for name in ("position", "velocity", "effort"):
+        n = c.u32()
+        if n == 0:  # no padding follows an empty sequence at the end of a message
+            arrays.append([])
+            continue
+        c._align(8)
+        if c.pos + 8 * n > len(raw):
+            raise ValueError(f"{name} runs past the end of the message")
+        arrays.append(list(struct.unpack_from(("<" if c.le else ">") + f"{n}d", raw, c.pos)))
+        c.pos += 8 * n
+    return names, arrays[0], arrays[2]
 
 
 def check_image_meta(meta: ImageMeta, raw: bytes | None = None,
@@ -610,14 +623,16 @@ class BagSource:
                 return FrameItem(t, meta.stamp, LazyImage(raw, meta, where))
             if topic == tp.joint_states:
                 try:
-                    names, positions = parse_joint_state(raw)
+                    names, positions, efforts = joint_state_arrays(raw)
                 except (ValueError, IndexError, struct.error):  # odd layout: the full deserializer
                     msg = self._typestore.deserialize_cdr(raw, conn.msgtype)
                     names, positions = list(msg.name), [float(p) for p in msg.position]
+                    efforts = [float(e) for e in msg.effort]
                 width, why = joint_state_width(names, positions, self.joint_width)
                 if width is None:
                     return Skipped(t, topic, f"{where}: {why}")
-                return GripperItem(t, topic, "joint", width_m=width, stamp=parse_header_stamp(raw))
+                return GripperItem(t, topic, "joint", width_m=width, stamp=parse_header_stamp(raw),
+                                   effort=joint_state_effort(names, efforts, self.joint_width))
             msg = self._typestore.deserialize_cdr(raw, conn.msgtype)
             if topic == tp.moving:
                 return GripperItem(t, topic, "moving", moving=bool(msg.data), has_header=False)

@@ -4,14 +4,16 @@ Deterministic and DDS-free: every message enters the same
 :class:`~tactile_grasp_predictor.session.GraspSession` the node drives, in its recorded order,
 with its recorded receive time (the bag's log time) as the receive clock: the session times it
 by the node's rule (``time_base``), combines gripper inputs, picks Ta/Tb, runs the model and
-applies every reason rule exactly as live. Images stay undecoded until a frame is picked as
-Ta or Tb (``lazy=True``); ``lazy=False`` decodes every frame on arrival (the benchmark
-baseline, and what a node that decodes in its callback does).
+applies every reason rule exactly as live. Images stay undecoded until a frame is used
+(``lazy=True``: Ta, Tb and the frame before Ta, for the contact check and the model);
+``lazy=False`` decodes every frame on arrival (the benchmark baseline, and what a node that
+decodes in its callback does).
 
 Per grasp the result holds the :class:`~tactile_grasp_predictor.decision.Decision`, the
 label (from an outcome topic or a CSV sidecar) and the gripper-only baseline's verdict
 (LIFT whenever the gripper settles with the fingers not fully closed / reports HOLDING;
-ABORT on no part, fault or opening), from a second tracker fed the same gripper samples.
+ABORT on no part, fault or opening), from the session's own record of the grasp
+(:attr:`~tactile_grasp_predictor.session.GraspSession.gripper_only`).
 
 Example::
 
@@ -44,6 +46,7 @@ from tactile_grasp_predictor.replay.bag_source import (
     BagSource,
     FrameItem,
     GripperItem,
+    LazyImage,
     OutcomeItem,
     ResolvedTopics,
     Skipped,
@@ -51,7 +54,6 @@ from tactile_grasp_predictor.replay.bag_source import (
 )
 from tactile_grasp_predictor.session import GraspSession, InferenceJob, SessionConfig, SessionOutput
 from tactile_grasp_predictor.timebase import TimeBase
-from tactile_grasp_predictor.tracker import GripperOnlyBaseline
 
 _PLACEHOLDER = np.zeros((0, 0, 3), np.uint8)  # image of a frame not decoded yet
 
@@ -294,8 +296,7 @@ def _replay(
 ) -> TimeBase:
     from tqdm import tqdm
 
-    baseline = GripperOnlyBaseline(config.trigger)
-    session = GraspSession(config, on_sample=baseline)
+    session = GraspSession(config)
     if predictor is not None:
         session.set_model(str(getattr(predictor, "model_id", "") or ""),
                           getattr(predictor, "threshold", None))
@@ -307,16 +308,13 @@ def _replay(
     def handle(outputs: list[SessionOutput], log_t: float) -> None:
         for out in outputs:
             if isinstance(out, PhaseChanged):
-                if out.phase == "closing" and out.grasp_id not in onsets:
+                if out.phase == "closing":  # a dismissed closing's id goes to the next: the last onset
                     onsets[out.grasp_id] = out.t
                     onsets_log[out.grasp_id] = out.t + (log_t - session.last_t)
             elif isinstance(out, InferenceJob):
-                undecoded = sum(f.source is not None and not f.source.decoded
-                                for f in {id(f): f for f in (out.snapshot.ta, out.snapshot.tb)}.values())
                 t0 = time.perf_counter()
                 decision = session.decide(out, predictor)
                 elapsed = time.perf_counter() - t0  # the decision is made the compute time after the trigger
-                result.frames_decoded += undecoded if predictor is not None else 0
                 handle(session.complete(out, decision, out.receive_t + elapsed), log_t)
             else:
                 decisions[out.grasp_id] = out
@@ -340,7 +338,8 @@ def _replay(
                     _skip(result, tp.image, str(exc))
                     session.on_bad_frame(item.t, str(exc))
                     continue
-            handle(session.on_frame(item.stamp, item.t, _PLACEHOLDER, item.image), item.t)
+            pixels = item.image if not lazy else _Counted(item.image, result)
+            handle(session.on_frame(item.stamp, item.t, _PLACEHOLDER, pixels), item.t)
         elif isinstance(item, GripperItem):
             if item.kind == "moving":
                 session.on_moving(bool(item.moving))
@@ -349,7 +348,7 @@ def _replay(
                 handle(session.on_status(item.stamp, item.t, state, item.width_m, item.moving,
                                          has_header=item.has_header), item.t)
             elif item.width_m is not None:
-                handle(session.on_gripper_width(item.stamp, item.t, item.width_m), item.t)
+                handle(session.on_gripper_width(item.stamp, item.t, item.width_m, item.effort), item.t)
         elif isinstance(item, OutcomeItem):
             gid = session.grasp_id
             if gid > 0 and gid not in outcome:
@@ -373,9 +372,30 @@ def _replay(
             label, how = outcome[gid], "topic"
         result.grasps.append(
             GraspResult(source.name, gid, onsets.get(gid), decisions[gid], label,
-                        Verdict.LIFT if baseline.verdicts.get(gid, False) else Verdict.ABORT, how)
+                        Verdict.LIFT if session.gripper_only.get(gid, False) else Verdict.ABORT, how)
         )
     return session.timebase
+
+
+class _Counted:
+    """A frame's lazy pixels that count their decoding in ``frames_decoded``."""
+
+    __slots__ = ("image", "result")
+
+    def __init__(self, image: LazyImage, result: BagEvaluation) -> None:
+        self.image, self.result = image, result
+
+    @property
+    def decoded(self) -> bool:
+        """Whether the pixels have been decoded already."""
+        return self.image.decoded
+
+    def decode(self) -> np.ndarray:
+        """RGB uint8 ``H x W x 3`` (:class:`FrameError` naming the message), counted once."""
+        first = not self.image.decoded
+        pixels = self.image.decode()
+        self.result.frames_decoded += first
+        return pixels
 
 
 def _skip(result: BagEvaluation, topic: str, reason: str) -> None:

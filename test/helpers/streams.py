@@ -20,7 +20,10 @@ from tactile_grasp_predictor.tracker import GraspPhaseTracker, PhaseEvent, Trigg
 
 OPEN = 0.08  # fingers open, m
 OPEN_SPEED = 0.1  # m/s, opening after a grasp
-IMG = np.zeros((2, 2, 3), np.uint8)  # the core never looks at the pixels
+IMG = np.zeros((2, 2, 3), np.uint8)  # a gate without a contact judge never looks at the pixels
+FREE = np.full((8, 8, 3), 100, np.uint8)  # the gel at rest (no contact)
+PRESSED = FREE.copy()  # the gel pressed by a part: a contact patch
+PRESSED[2:6, 3:7] = (160, 90, 130)
 TICK = "tick"  # a watchdog tick in a stream for :func:`feed_gate`
 CLOSED_WIDTH_M = TriggerConfig().closed_width_m  # at or below: nothing grasped
 
@@ -197,28 +200,36 @@ def ramp(tr: GraspPhaseTracker, t0: float, t1: float, w0: float, w1: float, dt: 
 
 
 def feed_gate(gate: GraspGate, inputs: Iterable[Sequence[Any]], final_tick: float | None = None, *,
-              sort: bool = True, check_buffer: bool = False) -> list[GateEvent]:
+              sort: bool = True, check_buffer: bool = False, decide: bool = False) -> list[GateEvent]:
     """Feed ``(t, ..., message)`` tuples to ``gate``; return its events.
 
     A :class:`Frame` goes to ``on_frame``, a :class:`GripperSample` to ``on_gripper``; a tick
     (:data:`TICK` or a float) is ``on_tick(t)``. ``sort``: in time order first (stable);
     ``False`` delivers them as given (late and repeated copies stay where they are).
     ``check_buffer``: assert the frame buffer's bound after every frame. ``final_tick``: one
-    more tick at the end.
+    more tick at the end. ``decide``: mark every snapshot decided at once (a model that takes
+    no time), as a session does when the answer comes; else the grasp stays ``predicting``.
     """
     events: list[GateEvent] = []
+
+    def take(new: list[GateEvent]) -> None:
+        events.extend(new)
+        for e in new:
+            if decide and isinstance(e, SnapshotReady):
+                events.extend(gate.mark_decided(e.grasp_id, e.t_trigger))
+
     for t, *_, item in (sorted(inputs, key=lambda x: x[0]) if sort else inputs):
         if isinstance(item, Frame):
-            events += gate.on_frame(item)
+            take(gate.on_frame(item))
             if check_buffer:
                 assert gate.buffered_frames <= gate.config.frame_buffer_size
         elif isinstance(item, GripperSample):
-            events += gate.on_gripper(item)
+            take(gate.on_gripper(item))
         else:
             assert item == TICK or isinstance(item, float), f"not a frame, gripper sample or tick: {item!r}"
-            events += gate.on_tick(t)
+            take(gate.on_tick(t))
     if final_tick is not None:
-        events += gate.on_tick(final_tick)
+        take(gate.on_tick(final_tick))
     return events
 
 
