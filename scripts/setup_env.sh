@@ -29,13 +29,13 @@ quiet_pip() { "$@" 2>&1 | { grep -v "^WARNING: Location 'file://" || true; }; }
 PIP="$VENV/bin/python -m pip --disable-pip-version-check"
 
 # 1. Python dependencies, then the CMake path fix on the ROS wheels.
-req_hash=$(hash_of requirements/torch.txt requirements/ros.txt requirements/runtime.txt \
+req_hash=$(hash_of requirements/torch.txt requirements/ros.txt requirements/workstation.txt \
                    requirements/dev.txt scripts/fix_ros_wheel_cmake.py)
 if ! stamp_ok "$VENV/.stamp-deps" "$req_hash"; then
   say "installing pinned dependencies (torch installs from local disk, ~1-2 min)"
   quiet_pip $PIP install -q --upgrade pip
   quiet_pip $PIP install -q -r requirements/torch.txt -r requirements/ros.txt \
-                  -r requirements/runtime.txt -r requirements/dev.txt
+                  -r requirements/workstation.txt -r requirements/dev.txt
   "$VENV/bin/python" scripts/fix_ros_wheel_cmake.py "$VENV"
   echo "$req_hash" > "$VENV/.stamp-deps"
 fi
