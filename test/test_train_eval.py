@@ -16,6 +16,7 @@ from tactile_grasp_predictor.bundle import load_bundle
 from tactile_grasp_predictor.errors import ConfigError
 from tactile_grasp_predictor.metrics import binary_metrics
 from tactile_grasp_predictor.predictor import Predictor
+from tactile_grasp_predictor.sensor_health import SensorReference
 from training.cli import main as tgp
 from training.config import load_config
 from training.data.sets import synthetic_set
@@ -129,6 +130,8 @@ def test_train_probe_export_from_shards_and_predict_new_trials(tmp_path: Path) -
     b = load_bundle(bundle)
     man = json.loads((bundle / "manifest.json").read_text())
     assert man["metrics"]["threshold_rule"].startswith("max balanced accuracy")
+    reference, why = SensorReference.from_manifest(man)  # what the node's sensor health check reads
+    assert reference is not None and reference.n_frames > 8, why
     strict = tmp_path / "bundle_strict"
     assert tgp(["export", "--run", str(run), "--data", str(data), "--out", str(strict), *common,
                 "--threshold-rule", "precision>=0.9"]) == 0

@@ -27,6 +27,7 @@ from tactile_grasp_predictor.bundle import write_bundle
 from tactile_grasp_predictor.errors import ConfigError
 from tactile_grasp_predictor.metrics import VerdictMetrics, binary_metrics, json_safe
 from tactile_grasp_predictor.predictor import Predictor
+from tactile_grasp_predictor.sensor_health import SensorReference
 from training.cli import add_common_arguments, add_run_arguments, load_data
 from training.data.sets import TactileSet
 from training.data.splits import split_fit_val
@@ -126,6 +127,8 @@ def export_bundle(trained: TrainResult, train_set: TactileSet, test_set: Tactile
         "n_fit": len(fit),
         "probe_params": chosen_params(model),
         "epochs": trained.epochs_done,
+        # the training frames' no-contact (Ta) statistics: the node's sensor health check compares with them
+        "sensor_reference": SensorReference.from_frames(train_set.before).to_json(),
     }
     fingerprint = {"kind": "synthetic"} if data_info is None else {
         k: data_info[k] for k in ("kind", "seed", "n_train", "n_test", "fingerprint") if k in data_info
