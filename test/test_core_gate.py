@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from helpers.streams import IMG, OPEN, feed_gate, outcomes, stream, width_at
-from tactile_grasp_predictor.gate import Frame, GraspAborted, GraspGate, PhaseChanged, Reason, SnapshotReady
+from helpers.streams import FREE, IMG, OPEN, PRESSED, feed_gate, outcomes, stream, width_at
+from tactile_grasp_predictor.contact import ContactJudge
+from tactile_grasp_predictor.gate import (
+    Frame,
+    GraspAborted,
+    GraspDismissed,
+    GraspGate,
+    PhaseChanged,
+    Reason,
+    SnapshotReady,
+)
 from tactile_grasp_predictor.gripper import GraspState, GripperSample
 from tactile_grasp_predictor.tracker import TriggerConfig
 
@@ -172,3 +183,99 @@ def test_gripper_error_aborts() -> None:
     out = outcomes(feed_gate(gate, inputs))
     assert [o.reason for o in out if isinstance(o, GraspAborted)] == [Reason.GRIPPER_ERROR]
     assert gate.phase == "decided"
+
+
+# -- with a contact judge (issue #15) and the gripper's veto (issue #19) -----------------------------
+def judged(config: TriggerConfig | None = None) -> GraspGate:
+    cfg = config or TriggerConfig()
+    return GraspGate(cfg, ContactJudge(cfg))
+
+
+def pressed_stream(t_end: float, t_close: float, w_end: float, speed: float = 0.1, w0: float = OPEN,
+                   part: bool = True, state: GraspState | None = None) -> list[tuple[float, object]]:
+    """Close from ``w0`` at ``speed`` to ``w_end``; the gel shows pressed once the fingers stop on a part."""
+    t_stop = t_close + (w0 - w_end) / speed
+    out: list[tuple[float, object]] = []
+    for i in range(int(t_end * 30)):
+        t = i / 30 + 0.001
+        out.append((t, Frame(t, None, PRESSED if part and t >= t_stop else FREE)))
+    for i in range(int(t_end * 50)):
+        t = i * 0.02
+        w = w0 if t <= t_close else max(w_end, w0 - speed * (t - t_close))
+        out.append((t, GripperSample(t, w, None, state)))
+    return out
+
+
+def test_a_closing_that_touches_nothing_is_dismissed_and_the_next_one_decided() -> None:
+    gate = judged()
+    ev = feed_gate(gate, pressed_stream(2.0, 0.5, 0.06, part=False))  # pre-shape 80 -> 60 mm
+    dismissed = [e for e in ev if isinstance(e, GraspDismissed)]
+    assert len(dismissed) == 1 and outcomes(ev) == [] and gate.phase == "waiting" and gate.grasp_id == 0
+    assert dismissed[0].contact.contact is False and gate.stats.dismissed == 1
+    later = [(t + 2.0, x) for t, x in pressed_stream(2.0, 0.3, 0.03, w0=0.06)]
+    ev = feed_gate(gate, [(t, dataclasses.replace(x, t=t)) for t, x in later])  # type: ignore[type-var]
+    (snap,) = outcomes(ev)
+    assert isinstance(snap, SnapshotReady) and snap.grasp_id == 1 and snap.contact is not None
+    assert 2.0 < snap.ta.t < 2.3 and snap.contact.source == "frames"
+
+
+def test_opening_before_tb_is_dismissed_without_contact_and_aborts_with_it() -> None:
+    for part, expected in ((False, []), (True, [Reason.GRIPPER_OPENED])):
+        gate = judged()
+        inputs = [x for x in pressed_stream(1.6, 0.5, HELD, part=part) if x[0] < 1.05]  # stops at 1.0
+        opening = [1.06 + 0.02 * i for i in range(8)]
+        inputs += [(t, GripperSample(t, HELD + 0.004 * (i + 1))) for i, t in enumerate(opening)]
+        ev = feed_gate(gate, inputs)
+        assert [o.reason for o in outcomes(ev) if isinstance(o, GraspAborted)] == expected
+        assert gate.phase == "waiting" and gate.grasp_id == (1 if part else 0)
+
+
+def test_a_slow_closing_moves_its_onset_and_ta_up_until_it_touches() -> None:
+    gate = judged()
+    ev = feed_gate(gate, pressed_stream(11.0, 0.5, 0.04, speed=0.005))  # 8 s of closing, then held
+    closing = [e.t for e in ev if isinstance(e, PhaseChanged) and e.phase == "closing"]
+    (snap,) = outcomes(ev)
+    assert isinstance(snap, SnapshotReady) and len(closing) >= 3
+    assert snap.ta.t < 8.5 <= snap.tb.t and snap.ta.t > closing[-1] - 0.1  # Ta: the last re-anchor's frame
+
+
+def test_contact_that_never_settles_is_tb_timeout_after_one_grace() -> None:
+    gate = judged()
+    inputs = [(t, Frame(t, None, PRESSED) if isinstance(x, Frame) and t > 0.6 else x)
+              for t, x in pressed_stream(6.0, 0.5, 0.0, speed=0.014)]  # pressed and creeping on, never still
+    (out,) = outcomes(feed_gate(gate, inputs))
+    cfg = gate.config
+    assert isinstance(out, GraspAborted) and out.reason == Reason.TB_TIMEOUT
+    grace = cfg.settle_window_s + cfg.frame_max_age_s
+    assert out.t == pytest.approx(0.5 + cfg.tb_timeout_s + grace, abs=0.03)
+
+
+@pytest.mark.parametrize(("report", "reason"), [(GripperSample(1.3, None, None, GraspState.NO_PART_FOUND),
+                                                  Reason.NO_PART_FOUND),
+                                                 (GripperSample(1.3, None, None, GraspState.ERROR),
+                                                  Reason.GRIPPER_ERROR),
+                                                 (GripperSample(1.3, None, None, GraspState.RELEASING),
+                                                  Reason.GRIPPER_OPENED),
+                                                 (GripperSample(1.3, 0.0005), Reason.NO_PART_FOUND)])
+def test_the_gripper_says_no_while_settling_and_while_the_model_runs(report: GripperSample,
+                                                                     reason: str) -> None:
+    # while settling: the report comes after Settled (~1.2 s), before Tb (~1.3 s and a frame)
+    grasp = pressed_stream(1.6, 0.5, HELD, state=GraspState.GRASPING)  # stops at 1.0 s
+    gate = judged()
+    feed_gate(gate, [x for x in grasp if x[0] < 1.25])
+    assert gate.phase == "settling"
+    ev = gate.on_gripper(dataclasses.replace(report, t=1.25))
+    assert [type(o) for o in outcomes(ev)] == [GraspAborted] and outcomes(ev)[0].reason == reason
+    # while the model runs: after the snapshot, before mark_decided
+    gate = judged()
+    (snap,) = outcomes(feed_gate(gate, grasp))
+    assert isinstance(snap, SnapshotReady) and gate.phase == "predicting"
+    ev = gate.on_gripper(dataclasses.replace(report, t=1.61))
+    (veto,) = outcomes(ev)
+    assert isinstance(veto, GraspAborted) and (veto.grasp_id, veto.reason) == (1, reason)
+    assert veto.ta is snap.ta and veto.tb is snap.tb and gate.stats.vetoes == 1
+    assert gate.mark_decided(1, 1.62) == []  # the model's answer comes too late to count
+    # once decided, the gripper's reports concern the next grasp only
+    gate = judged()
+    feed_gate(gate, grasp, decide=True)
+    assert outcomes(gate.on_gripper(dataclasses.replace(report, t=1.61))) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -212,3 +213,97 @@ def test_health_levels() -> None:
     s.on_gripper_width(None, 0.05, 0.08)
     h = s.health(0.06, ok)
     assert h.level == "ok" and h.values["frames_received"] == "2" and h.values["bad_frames"] == "1"
+
+
+# -- the gripper's veto until the decision (issue #19), live and offline alike -----------------------
+def _until_job(s: GraspSession) -> InferenceJob:
+    """Play :func:`grasp_until_tb`'s grasp only until the job comes (Tb: nothing received after it)."""
+    s.set_model("fixed", 0.5)
+    t = 0.0
+    while True:
+        out = s.on_frame(None, t, FREE if t < 0.12 else PRESSED)
+        if jobs(out):
+            return jobs(out)[0]
+        s.on_gripper_width(None, t + 0.001, 0.08 if t < 0.1 else 0.04)
+        t = round(t + 0.05, 6)
+
+
+def test_a_report_while_the_model_runs_aborts_and_voids_the_answer() -> None:
+    """The node's way: the worker hands the answer in when it finishes; inputs came meanwhile."""
+    s = GraspSession(RECEIVE)
+    job = _until_job(s)
+    t = job.receive_t
+    (veto,) = decisions(s.on_gripper_width(None, t + 0.01, 0.0))  # fully closed: the part is gone
+    assert (veto.verdict, veto.reason, veto.grasp_id) == (Verdict.ABORT, Reason.NO_PART_FOUND, 1)
+    assert veto.tb_stamp == job.snapshot.tb.t and math.isnan(veto.p_success)
+    assert s.complete(job, s.decide(job, Fixed(1.0)), t + 0.03) == []
+    assert s.counts.void_results == 1 and s.counts.lift == 0 and s.counts.abort == 1
+    assert s.gripper_only == {1: False}
+
+
+def test_a_replay_answer_waits_for_the_inputs_received_before_it() -> None:
+    """The replay's way: the answer is handed in at once, dated Tb + compute time; the same outcome."""
+    cases = ((0.01, (Verdict.ABORT, Reason.NO_PART_FOUND)), (0.05, (Verdict.LIFT, Reason.MODEL)))
+    for veto_at, expected in cases:
+        s = GraspSession(RECEIVE)
+        job = _until_job(s)
+        t = job.receive_t
+        assert s.complete(job, s.decide(job, Fixed(1.0)), t + 0.03) == []  # held: 30 ms of compute
+        assert s.phase == "predicting"
+        out = s.on_gripper_width(None, t + veto_at, 0.0)
+        out += s.on_gripper_width(None, t + 0.07, 0.0)
+        (d,) = decisions(out)
+        assert (d.verdict, d.reason) == expected
+        if d.reason == Reason.MODEL:  # released by the input at t + 50 ms, stamped at its own time
+            assert d.latency_ms == pytest.approx(30.0) and d.t_decision == pytest.approx(t + 0.03)
+    s = GraspSession(RECEIVE)
+    job = _until_job(s)
+    s.complete(job, s.decide(job, Fixed(1.0)), job.receive_t + 0.03)
+    (d,) = decisions(s.flush())  # the end of the bag hands it in
+    assert d.verdict == Verdict.LIFT
+
+
+def test_the_node_pattern_with_a_real_worker_thread() -> None:
+    """The inference worker thread runs the model while the input thread reports the gripper's ERROR."""
+    import threading
+
+    from tactile_grasp_predictor.inference import InferenceWorker
+
+    started, release = threading.Event(), threading.Event()
+
+    class Slow(Fixed):
+        def predict(self, ta: np.ndarray, tb: np.ndarray) -> float:
+            started.set()
+            release.wait(10.0)
+            return 1.0
+
+    lock = threading.Lock()
+    s = GraspSession(RECEIVE)
+    published: list[Decision] = []
+    clock = [0.0]
+
+    def run(job: InferenceJob, predictor: object) -> None:
+        decision = s.decide(job, predictor)  # type: ignore[arg-type]
+        with lock:
+            published.extend(decisions(s.complete(job, decision, clock[0])))
+
+    worker = InferenceWorker(lambda: Slow(1.0), run, max_pending=2)  # type: ignore[arg-type]
+    try:
+        assert worker.loaded.wait(10.0)
+        with lock:
+            job = _until_job(s)
+            assert worker.submit(job)
+        assert started.wait(10.0)
+        with lock:  # the input thread, while the model runs
+            clock[0] = job.receive_t + 0.01
+            published.extend(decisions(s.on_status(None, clock[0], GraspState.ERROR)))
+            clock[0] = job.receive_t + 0.02
+        release.set()
+        deadline = time.monotonic() + 10.0
+        while s.counts.void_results == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        release.set()
+        worker.stop()
+    assert [(d.verdict, d.reason) for d in published] == [(Verdict.ABORT, Reason.GRIPPER_ERROR)]
+    assert s.counts.void_results == 1

@@ -17,6 +17,7 @@ from tactile_grasp_predictor.tracker import (
     NoPart,
     Opened,
     PhaseEvent,
+    Resumed,
     Settled,
     TriggerConfig,
 )
@@ -195,3 +196,90 @@ def test_moving_flag_flicker_during_fast_closing_does_not_settle() -> None:
     ev += tr.update(GripperSample(0.7, 0.056, False))  # flicker while the width still runs
     ev += tr.update(GripperSample(0.72, 0.0536, True))
     assert [type(e) for e in ev] == [ClosingStarted] and tr.phase == "closing"
+
+
+# -- issue #15: following what the gripper does ------------------------------------------------
+def test_a_dismissed_pre_shape_gives_its_id_back_and_the_next_closing_starts_from_the_rest() -> None:
+    tr = GraspPhaseTracker()
+    ramp(tr, 0.0, 1.0, 0.085, 0.085)
+    ev = ramp(tr, 1.0, 1.2, 0.085, 0.075)  # pre-shape at 50 mm/s
+    ev += ramp(tr, 1.2, 1.8, 0.075, 0.075)
+    assert [type(e) for e in ev] == [ClosingStarted, Settled] and tr.grasp_id == 1
+    tr.dismiss(1.6)  # the gate: no contact at Tb
+    assert tr.phase == "waiting" and tr.grasp_id == 0
+    ev = ramp(tr, 1.8, 2.2, 0.075, 0.035)  # the real closing, from 75 mm
+    assert [type(e) for e in ev] == [ClosingStarted]
+    assert ev[0].grasp_id == 1 and ev[0].t == pytest.approx(1.8)  # onset: the last sample at rest
+
+
+def test_a_small_move_then_a_rest_moves_the_open_value() -> None:
+    tr = GraspPhaseTracker()
+    ramp(tr, 0.0, 1.0, 0.0527, 0.0527)
+    ramp(tr, 1.0, 1.05, 0.0527, 0.0508)  # 1.9 mm: less than closing_threshold_m, no grasp
+    assert ramp(tr, 1.05, 3.0, 0.0508, 0.0508) == [] and tr.grasp_id == 0
+    ev = ramp(tr, 3.0, 3.3, 0.0508, 0.03)
+    assert [type(e) for e in ev] == [ClosingStarted] and ev[0].t == pytest.approx(3.0)  # not 1.0
+
+
+def test_a_pause_mid_closing_settles_then_resumes_the_same_grasp() -> None:
+    tr = GraspPhaseTracker()
+    ramp(tr, 0.0, 0.5, OPEN, OPEN)
+    ev = ramp(tr, 0.5, 0.7, OPEN, 0.06)
+    ev += ramp(tr, 0.7, 1.0, 0.06, 0.06)  # pause
+    ev += ramp(tr, 1.0, 1.2, 0.06, 0.04)  # on again at 100 mm/s
+    ev += ramp(tr, 1.2, 1.6, 0.04, 0.04)
+    assert [type(e) for e in ev] == [ClosingStarted, Settled, Resumed, Settled]
+    assert {e.grasp_id for e in ev if not isinstance(e, Opened)} == {1}  # type: ignore[union-attr]
+    assert ev[-1].width_m == pytest.approx(0.04, abs=0.001)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("speed", "rate_hz"), [(0.005, 200.0), (0.005, 10.0), (0.4, 10.0), (0.4, 200.0)])
+def test_closing_speeds_5_to_400_mm_s_settle_only_when_stopped(speed: float, rate_hz: float) -> None:
+    tr = GraspPhaseTracker()
+    dt = 1.0 / rate_hz
+    ramp(tr, 0.0, 1.0, OPEN, OPEN, dt=dt)
+    t_stop = 1.0 + (OPEN - 0.05) / speed
+    ev = ramp(tr, 1.0, t_stop, OPEN, 0.05, dt=dt)
+    assert Settled not in [type(e) for e in ev], "no settle while the fingers still close"
+    ev += ramp(tr, t_stop, t_stop + 1.0, 0.05, 0.05, dt=dt)
+    assert [type(e) for e in ev] == [ClosingStarted, Settled]
+    assert t_stop <= ev[1].t <= t_stop + tr.config.settle_window_s + 2 * dt + 1e-9
+
+
+def test_firmware_reports_after_settling_end_the_grasp_once() -> None:
+    def settled(state: GraspState | None = GraspState.IDLE) -> GraspPhaseTracker:
+        tr = GraspPhaseTracker()
+        ramp(tr, 0.0, 0.5, OPEN, OPEN, grasp_state=state)
+        ramp(tr, 0.5, 0.9, OPEN, 0.04)
+        assert [type(e) for e in ramp(tr, 0.9, 1.3, 0.04, 0.04)] == [Settled]
+        return tr
+
+    tr = settled()
+    assert [type(e) for e in tr.update(GripperSample(1.31, None, None, GraspState.NO_PART_FOUND))] == [NoPart]
+    assert tr.update(GripperSample(1.32, None, None, GraspState.ERROR)) == []  # once per grasp
+    tr = settled()
+    assert [type(e) for e in tr.update(GripperSample(1.31, None, None, GraspState.ERROR))] == [GripperFault]
+    tr = settled()
+    assert [type(e) for e in tr.update(GripperSample(1.31, None, None, GraspState.PART_LOST))] == [NoPart]
+    tr = settled()
+    assert [type(e) for e in tr.update(GripperSample(1.31, None, None, GraspState.RELEASING))] == [Opened]
+    tr = settled()
+    assert [type(e) for e in ramp(tr, 1.3, 1.6, 0.04, 0.0)] == [Resumed, NoPart]  # the part slipped out
+    # a state left over from before the onset and never changed is no report about this grasp
+    tr = settled(GraspState.NO_PART_FOUND)
+    assert tr.update(GripperSample(1.31, None, None, GraspState.NO_PART_FOUND)) == []
+    # the first state ever reported, during the grasp, is one
+    tr = settled(None)
+    assert [type(e) for e in tr.update(GripperSample(1.31, None, None, GraspState.NO_PART_FOUND))] == [NoPart]
+
+
+def test_holding_and_effort_are_kept_as_contact_evidence() -> None:
+    tr = GraspPhaseTracker()
+    ramp(tr, 0.0, 0.5, OPEN, OPEN, grasp_state=GraspState.IDLE)
+    ramp(tr, 0.5, 0.9, OPEN, 0.04)
+    ramp(tr, 0.9, 1.3, 0.04, 0.04)
+    assert not tr.holding
+    tr.update(GripperSample(1.31, 0.04, None, GraspState.HOLDING, effort=12.0))
+    assert tr.holding and tr.effort == 12.0
+    tr.update(GripperSample(1.32, 0.04, None, None, effort=math.nan))  # a NaN effort is no reading
+    assert tr.effort == 12.0
