@@ -16,6 +16,9 @@
    the last CPU; and that with this (driver) process kept off it too (docs/node.md).
 2. Memory: the node's resident set size (VmRSS from /proc) sampled while 60 Hz 640 x 480
    frames stream and grasps come and go, after warm-up; flat means bounded.
+3. The debug image (``debug_image: true``): what one decision costs the node without a
+   subscriber (the lazy check alone) and with one (drawing and publishing), in-process over
+   real DDS (:func:`debug_image_cost`; ``python benchmarks/bench_node.py --debug-image-only``).
 
 ``python -m benchmarks node`` (200 grasps, then the issue's 5 minutes of memory;
 ``TGP_BENCH_NODE_MEMORY_S=60`` for a short run) or ``python benchmarks/bench_node.py --grasps 200
@@ -343,6 +346,7 @@ def main(grasps: int | None = None, memory_s: float | None = None, hw: tuple[int
             finally:
                 pin_process_threads(set(allowed))
         bare = bare_model(bundle, default["frames"])
+        debug = debug_image_cost(hw)
 
     print(f"frames {hw[1]}x{hw[0]} rgb8 at 60 Hz, joint states 200 Hz; cpu-size ResNet-18 bundle "
           f"(random weights), backend {BACKEND} ({bare['backend']}), 1 thread; node image_qos {qos}")
@@ -351,6 +355,7 @@ def main(grasps: int | None = None, memory_s: float | None = None, hw: tuple[int
     _report("default parameters (no CPU pinning)", default, bare)
     for title, result in variants:
         _report(title, result, bare)
+    print_debug_image_cost(debug, hw)
     samples = default["samples"]
     if samples:
         t = np.array([s[0] for s in samples])
@@ -360,6 +365,73 @@ def main(grasps: int | None = None, memory_s: float | None = None, hw: tuple[int
         print(f"node RSS (default parameters) over {memory_s:.0f} s of 60 Hz frames with {len(samples)} "
               f"grasps: first {r[0]:.0f} MB, max {r.max():.0f} MB, last {r[-1]:.0f} MB; "
               f"second-half slope {slope:+.2f} MB/min")
+
+
+def debug_image_cost(hw: tuple[int, int] = (480, 640), n_idle: int = 2000,
+                     n_watched: int = 40) -> dict[str, Any]:
+    """Measure what ``debug_image: true`` costs per decision, without and with a subscriber (real DDS)."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from sensor_msgs.msg import Image
+
+    from tactile_grasp_predictor.decision import Decision, Verdict
+    from tactile_grasp_predictor.gate import Frame, SnapshotReady
+    from tactile_grasp_predictor.ros.debug_image import QOS, DebugImagePublisher
+    from tactile_grasp_predictor.session import InferenceJob
+
+    rng = np.random.default_rng(0)
+    ta, tb = (rng.integers(0, 256, (*hw, 3), dtype=np.uint8) for _ in range(2))
+    job = InferenceJob(SnapshotReady(1, Frame(1.0, 1.0, ta), Frame(2.0, 2.0, tb), 2.0), 2.0)
+    decision = Decision(grasp_id=1, verdict=Verdict.LIFT, p_success=0.8, threshold=0.5, ta_stamp=1.0,
+                        tb_stamp=2.0, latency_ms=12.0, reason="model", model_id="bench", t_decision=2.01)
+    context = rclpy.context.Context()
+    rclpy.init(context=context)
+    try:
+        node = Node("bench_debug_image", context=context)
+        debug = DebugImagePublisher(node, right=False)
+        idle = []
+        for _ in range(n_idle):
+            t0 = time.perf_counter()
+            debug.offer(decision, job, "gelsight_left")
+            idle.append((time.perf_counter() - t0) * 1e6)
+        drawn_idle = debug.rendered
+        viewer = Node("bench_viewer", context=context)
+        got: list[Image] = []
+        viewer.create_subscription(Image, debug.topic, got.append, QOS)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(viewer)
+        spin = threading.Thread(target=executor.spin, daemon=True)
+        spin.start()
+        deadline = time.monotonic() + 30
+        while not debug.wanted() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        watched = []
+        for _ in range(n_watched):
+            t0 = time.perf_counter()
+            debug.offer(decision, job, "gelsight_left")
+            watched.append((time.perf_counter() - t0) * 1e3)
+            time.sleep(0.01)
+        time.sleep(0.5)
+        executor.shutdown(timeout_sec=5)
+        spin.join(5)
+        received = len(got)
+        size = (got[0].width, got[0].height) if got else (0, 0)
+    finally:
+        rclpy.shutdown(context=context)
+    i, w = percentiles(idle), percentiles(watched)
+    return {"idle_p50_us": i["p50"], "idle_p99_us": i["p99"], "drawn_idle": drawn_idle, "n_idle": n_idle,
+            "watched_p50_ms": w["p50"], "watched_p99_ms": w["p99"], "received": received,
+            "n_watched": n_watched, "size": size}
+
+
+def print_debug_image_cost(c: dict[str, Any], hw: tuple[int, int]) -> None:
+    """Print :func:`debug_image_cost`'s figures."""
+    print(f"debug image (debug_image: true), per decision, {hw[1]}x{hw[0]} Ta/Tb: no subscriber "
+          f"p50 {c['idle_p50_us']:.1f} us / p99 {c['idle_p99_us']:.1f} us (one subscription-count query; "
+          f"{c['drawn_idle']} of {c['n_idle']} drawn); with a subscriber p50 {c['watched_p50_ms']:.2f} ms / "
+          f"p99 {c['watched_p99_ms']:.2f} ms to draw and publish a {c['size'][0]}x{c['size'][1]} image "
+          f"({c['received']} of {c['n_watched']} received), after the decision is published")
 
 
 def listen(out: Path) -> None:
@@ -374,8 +446,12 @@ if __name__ == "__main__":
     parser.add_argument("--grasps", type=int, default=200)
     parser.add_argument("--memory-s", type=float, default=300.0, help="memory run, s (issue: 5 min)")
     parser.add_argument("--listen", type=Path, help=argparse.SUPPRESS)  # the benchmark's subscriber process
+    parser.add_argument("--debug-image-only", action="store_true", help="only the debug image's cost")
     a = parser.parse_args()
-    if a.listen:
+    if a.debug_image_only:
+        sys.path.insert(0, str(ROOT))
+        print_debug_image_cost(debug_image_cost(), (480, 640))
+    elif a.listen:
         sys.path.insert(0, str(ROOT))
         listen(a.listen)
     else:
