@@ -6,7 +6,10 @@ read-only flag, allowed choices), and :func:`make_set_callback` validates every 
 (ranges, choices and a node-supplied cross-field check), so a bad ``ros2 param set`` is
 refused with a reason instead of reaching the running node. The start-up values are checked
 by the node (``check_all`` / ``NodeConfig.from_values``), since rclpy does not call
-set-parameter callbacks for declarations.
+set-parameter callbacks for declarations. For a lifecycle node (``configure_time``) the
+read-only specs become settable while unconfigured and are refused otherwise.
+:func:`unknown_parameters` names every value given to a node that it does not declare (rclpy
+would ignore a misspelt one silently).
 """
 
 from __future__ import annotations
