@@ -75,6 +75,22 @@ def test_compressed_frames_decide_the_grasps_raw_frames_decide_and_moving_qos_is
         rig.close()
 
 
+def test_joint_state_effort_is_contact_evidence_live_as_offline(ros_context) -> None:
+    """Ta and Tb alike (no gel deformation): only the fingers' effort says the grasp touched something."""
+    rig, _node, driver = start_predictor(ros_context, BrightnessPredictor(), **SCRIPTED,
+                                         trigger__contact_effort=5.0)
+    try:
+        run_grasp(driver, GraspScript(k0=0, tb_value=100))  # no effort: a closing on nothing, dismissed
+        driver.effort = 12.0  # the WSG-50's grip force on the part
+        run_grasp(driver, GraspScript(k0=100, tb_value=100))
+        assert wait_for(lambda: len(driver.decisions) == 1)
+        time.sleep(0.3)
+        assert len(driver.decisions) == 1, "the effortless closing was decided"
+        assert driver.decisions[0].reason == "model" and driver.decisions[0].grasp_id >= 1
+    finally:
+        rig.close()
+
+
 def test_the_debug_image_is_drawn_only_for_a_subscriber(ros_context) -> None:
     rig = Rig(ros_context)
     try:

@@ -29,7 +29,7 @@ from tactile_grasp_msgs.msg import GraspDecision
 from tactile_grasp_predictor.decision import Decision, Verdict
 from tactile_grasp_predictor.errors import FrameError
 from tactile_grasp_predictor.gate import Frame, PhaseChanged, Reason
-from tactile_grasp_predictor.gripper import joint_state_width
+from tactile_grasp_predictor.gripper import joint_state_effort, joint_state_width
 from tactile_grasp_predictor.inference import InferenceWorker, PredictorLike
 from tactile_grasp_predictor.node_config import NodeConfig
 from tactile_grasp_predictor.ros import inputs
@@ -201,7 +201,8 @@ class GraspRuntime:
         if width is None:  # other joints on a shared topic are normal: counted, not fed
             self.touch(lambda s: s.on_ignored_gripper(why))
             return
-        self.step(lambda s: s.on_gripper_width(stamp_to_float(msg.header.stamp), recv, width))
+        effort = joint_state_effort(msg.name, msg.effort, self.cfg.joints)  # contact evidence, as offline
+        self.step(lambda s: s.on_gripper_width(stamp_to_float(msg.header.stamp), recv, width, effort))
 
     def _on_moving(self, msg: Bool) -> None:
         self._count("moving")

@@ -89,6 +89,7 @@ class Driver(Node):
         self.joints = self.create_publisher(JointState, namespace + joint_topic, DRIVER_QOS)
         self.decisions: list[GraspDecision] = []
         self.diagnostics: list[DiagnosticArray] = []
+        self.effort: float | None = None  # the fingers' JointState effort (the driver's unit), if sent
         self.create_subscription(GraspDecision, decision_topic or f"{namespace}/predictor_node/decision",
                                  self.decisions.append, 10)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._diag, 10)
@@ -116,8 +117,11 @@ class Driver(Node):
             self.right.publish(rgb_to_image(255 - rgb, encoding, stamp(k), "gelsight_right"))
 
     def joint(self, width: float) -> None:
-        """Publish a finger JointState with the opening ``width`` (m) and an empty stamp."""
-        self.joints.publish(finger_joint_state(width, Time(), FINGER_JOINTS))
+        """Publish a finger JointState: opening ``width`` (m), an empty stamp, :attr:`effort` if set."""
+        msg = finger_joint_state(width, Time(), FINGER_JOINTS)
+        if self.effort is not None:
+            msg.effort = [-self.effort / 2, self.effort / 2]
+        self.joints.publish(msg)
 
     def matched(self) -> bool:
         """Tell whether a node subscribes to the frames (raw or compressed) and the joint states."""
