@@ -117,3 +117,13 @@ def test_cross_checks() -> None:
     with pytest.raises(ConfigError, match="joint_names"):
         NodeConfig.from_values({"width_mode": "single"})  # two joints for one width
     assert NodeConfig.from_values({"threshold": -1.0}).threshold is None
+
+
+def test_the_default_topics_are_what_tgp_bag_record_writes() -> None:
+    """The relative defaults resolve, in the root namespace, to the topics of a bag tgp bag record writes."""
+    from training.bag_record import RecordOptions
+
+    d, rec = defaults(), RecordOptions()
+    assert resolve_name(d["image_topic"]) == rec.image_topic
+    assert resolve_name(d["joint_states_topic"]) == rec.joint_topic
+    assert not d["image_topic"].startswith("/") and not d["joint_states_topic"].startswith("/")
