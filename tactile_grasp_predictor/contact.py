@@ -11,7 +11,8 @@ judge says contact when any of these holds:
 - the gel deformed: :func:`deformation` between Ta and the later frame reaches the threshold,
   ``max(contact_min_deformation, contact_noise_factor x noise)``, where the noise is the same
   measure between the two frames before the onset (no contact yet: sensor noise, flicker),
-  the median over the last closings (robust to one odd pair, e.g. a gel still relaxing).
+  the lower quartile over the last closings (an odd pair, such as a gel still relaxing from
+  the last grasp, only ever raises a sample, so the low ones are the sensor's).
 
 A frame that cannot be decoded leaves the question open (``contact`` ``None``): the gate then
 treats the closing as a grasp, so that the model's own check names the bad frame.
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import statistics
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -118,8 +118,8 @@ class ContactJudge:
 
     @property
     def noise(self) -> float:
-        """The frame noise: median deformation between consecutive no-contact frames (NaN before any)."""
-        return statistics.median(self._noise) if self._noise else math.nan
+        """The frame noise: lower quartile of the recent no-contact pairs' deformation (NaN before any)."""
+        return sorted(self._noise)[len(self._noise) // 4] if self._noise else math.nan
 
     @property
     def threshold(self) -> float:

@@ -151,12 +151,14 @@ class GraspAborted:
 class GraspDismissed:
     """The closing touched nothing (a pre-shaping move, a pause): no grasp, no decision; re-armed.
 
-    ``grasp_id`` is given back: the next closing gets it.
+    ``grasp_id`` is given back: the next closing gets it. ``ta`` and ``later``: the frames compared.
     """
 
     grasp_id: int
     t: float
     contact: ContactEvidence
+    ta: Frame | None = None
+    later: Frame | None = None
 
 
 GateEvent = PhaseChanged | SnapshotReady | GraspAborted | GraspDismissed
@@ -253,6 +255,7 @@ class _Grasp:
     before_ta: Frame | None = None  # the frame before Ta: a no-contact noise sample
     tb_due: float | None = None
     grace_s: float = 0.0  # added to tb_timeout_s once: contact came too late to settle in time
+    free: ContactEvidence | None = None  # the judgement that moved the onset up (Ta free of contact)
 
 
 class GraspGate:
@@ -276,6 +279,7 @@ class GraspGate:
         self._phase: GatePhase = "waiting"
         self._grasp: _Grasp | None = None  # the grasp awaiting its outcome
         self._predicting: SnapshotReady | None = None  # the snapshot whose decision is pending
+        self._armed_t = -math.inf  # when the fingers last opened (or a closing was dismissed)
         self._now: float | None = None
         self._last_gripper_t: float | None = None
         self._counts = GateStats()
@@ -359,9 +363,13 @@ class GraspGate:
             elif isinstance(pe, GripperFault):
                 self._gripper_says(pe.t, Reason.GRIPPER_ERROR, events)
             elif isinstance(pe, Opened):
-                contact = self._judge(self._newest_after_onset())
+                self._armed_t = pe.t
+                newest = self._newest_after_onset()
+                g = self._grasp
+                # no frame since an onset moved up: nothing seen since its Ta, judged free of contact
+                contact = g.free if g is not None and newest is None else self._judge(newest)
                 if contact is not None:  # opened before Tb without touching anything: no grasp
-                    self._dismiss(pe.t, contact, events)
+                    self._dismiss(pe.t, contact, events, newest)
                     continue
                 self._gripper_says(pe.t, Reason.GRIPPER_OPENED, events)
                 self._set_phase(pe.t, "waiting", events)
@@ -401,6 +409,7 @@ class GraspGate:
         self._abort(self._now, Reason.CLOCK_RESET, events)
         self._predicting = None  # its decision still comes; the new timeline no longer concerns it
         self._tracker.reset()
+        self._armed_t = t
         self._buffer.clear()
         self._now = t
         self._last_gripper_t = None
@@ -420,7 +429,7 @@ class GraspGate:
             self._abort(ev.t_detected, Reason.NO_PRE_CONTACT_FRAME, events)
             return
         g.ta = ta
-        g.before_ta = self._buffer.newest_before(ta.t)
+        g.before_ta = self._noise_partner(ta)
         if self._stamp_lags(ta):
             self._abort(ev.t_detected, Reason.STALE_FRAME, events)
 
@@ -451,8 +460,9 @@ class GraspGate:
             return
         t_trigger = max(tb.t, t_now)
         contact = self._judge(tb)
-        if contact is not None:
-            self._dismiss(t_trigger, contact, events)
+        if contact is not None:  # no contact: a stop short of the part, or a closing slowed down
+            if not (self._tracker.still_closing() and self._follow_on(g, t_trigger, contact, events)):
+                self._dismiss(t_trigger, contact, events, tb)
             return
         snapshot = SnapshotReady(g.grasp_id, g.ta, tb, t_trigger,
                                  None if self.contact is None else self.contact.last)
@@ -461,6 +471,34 @@ class GraspGate:
         self._grasp = None
         self._predicting = snapshot
         self._set_phase(t_trigger, "predicting", events)
+
+    def _follow_on(self, g: _Grasp, t: float, free: ContactEvidence, events: list[GateEvent]) -> bool:
+        """Move the grasp's onset up to ``t``, its Ta to the newest frame before (judged free of contact).
+
+        The closing goes on (a slow closing, or one that slowed down): a ``closing`` phase event
+        with the new onset. ``False`` (nothing changed) without a frame since the old onset.
+        """
+        ta = self._buffer.newest_before(t)
+        if ta is None or ta.t <= g.onset_t:
+            return False
+        g.onset_t, g.ta, g.grace_s, g.tb_due, g.free = t, ta, 0.0, None, free
+        g.before_ta = self._noise_partner(ta)
+        self._tracker.follow_on()
+        if self._phase == "closing":
+            events.append(PhaseChanged(t, g.grasp_id, "closing"))
+        self._set_phase(t, "closing", events)
+        return True
+
+    def _noise_partner(self, ta: Frame) -> Frame | None:
+        """Return the frame before ``ta`` if the two show the gel at rest (a noise sample), else ``None``.
+
+        Both must come after the fingers last opened, at most ``frame_max_age_s`` apart (a pair
+        spanning a gap in the frames may straddle the last grasp's contact).
+        """
+        before = self._buffer.newest_before(ta.t)
+        if before is None or before.t < self._armed_t or ta.t - before.t > self.config.frame_max_age_s:
+            return None
+        return before
 
     def _newest_after_onset(self) -> Frame | None:
         g, newest = self._grasp, self._buffer.newest()
@@ -474,14 +512,15 @@ class GraspGate:
         ev = self.contact.judge(g.ta, later, g.before_ta, self._tracker.holding, self._tracker.effort)
         return ev if ev.contact is False else None
 
-    def _dismiss(self, t: float, contact: ContactEvidence, events: list[GateEvent]) -> None:
+    def _dismiss(self, t: float, contact: ContactEvidence, events: list[GateEvent],
+                 later: Frame | None) -> None:
         """End the open grasp without a decision: it touched nothing. Re-arm from the present width."""
         g = self._grasp
         assert g is not None
         self._grasp = None
         self._counts.dismissed += 1
         self._tracker.dismiss(t)
-        events.append(GraspDismissed(g.grasp_id, t, contact))
+        events.append(GraspDismissed(g.grasp_id, t, contact, g.ta, later))
         self._set_phase(t, "waiting", events)
 
     def _gripper_says(self, t: float, reason: str, events: list[GateEvent]) -> None:
@@ -547,11 +586,9 @@ class GraspGate:
         if self.contact is None or g.ta is None:
             return False
         newest = self._buffer.newest_before(t_dead)
-        if newest is not None and newest.t > g.onset_t and self._judge(newest) is not None:
-            g.onset_t, g.ta, g.grace_s = t_dead, newest, 0.0
-            g.before_ta = self._buffer.newest_before(newest.t)
-            events.append(PhaseChanged(t_dead, g.grasp_id, "closing"))
-            return True
+        free = self._judge(newest) if newest is not None and newest.t > g.onset_t else None
+        if free is not None:
+            return self._follow_on(g, t_dead, free, events)
         if g.grace_s == 0.0:
             g.grace_s = self.config.settle_window_s + self.config.frame_max_age_s
             return True

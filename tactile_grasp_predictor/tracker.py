@@ -100,7 +100,7 @@ class TriggerConfig:
         "changed 2 % of a 32-pixel thumbnail) reaches at least this")
     contact_noise_factor: float = _param(
         3.0, "... and at least this many times the frame noise: the same measure between the two "
-        "frames before the onset (no contact), median over the last closings")
+        "frames before the onset (no contact), the lower quartile over the last closings")
     contact_effort: float | None = _param(
         None, "if set, JointState.effort (sum of |effort| of the finger joints, the driver's unit) at or "
         "above this when Tb is taken is contact too (None: effort is not used)")
@@ -326,6 +326,24 @@ class GraspPhaseTracker:
         else:
             self._closed(sample.t, w, events)
         return events
+
+    def still_closing(self) -> bool:
+        """Tell whether the width still falls: by more than ``settle_tolerance_m`` over the settle window.
+
+        A closing that slowed down (a fast move into a slow approach) can look settled against
+        its peak speed while it is still closing.
+        """
+        return len(self._hist) >= 2 and self._hist[0][1] - self._hist[-1][1] > self.config.settle_tolerance_m
+
+    def follow_on(self) -> None:
+        """Take the present closing as starting afresh (the gate moved its onset up): phase ``closing``.
+
+        Its peak speed restarts from the present one, so its settle band fits its present pace.
+        """
+        self.phase = "closing"
+        self._settled_w = None
+        (t0, w0), (t1, w1) = self._hist[0], self._hist[-1]
+        self._peak_speed = max(0.0, (w0 - w1) / (t1 - t0)) if t1 > t0 else 0.0
 
     def dismiss(self, t: float) -> None:
         """Forget the current grasp: it touched nothing (the gate's contact rule); re-arm from here.

@@ -21,6 +21,11 @@ GelSight wrappers publish them. Faults for robustness tests: dropped frames, jit
 stamps, frames with a wrong encoding. A ``<bag>.labels.csv`` sidecar (``t_start,t_end,label``
 in log time) is written beside every bag.
 
+``--preshape`` records what pick pipelines do between grasps: before each grasp the open
+gripper moves to a random pre-grasp width (at least ``PRESHAPE_CLEARANCE_M`` above the part,
+at 20–100 mm/s, WSG state POSITIONING), rests there, and the grasp closes from it
+(:func:`preshape_trial`). Those moves touch nothing and must get no decision.
+
 Trials are :class:`~tactile_grasp_predictor.data.trial_streams.TrialStreams`: from simulated shards
 (``tgp simulate --streams``: ``sim_gripper_*`` and ``sim_gelsightA_stream*`` extras, read by
 ``load_trial_streams``) or, with ``--synthetic N``, from a small built-in generator of gripper
@@ -69,6 +74,7 @@ class RecordOptions:
     bad_encoding: float = 0.0
     gap_s: float = 0.5  # pause between trials (gripper open)
     reopen_s: float = 0.4  # time the fingers take to reopen after a trial
+    preshape: bool = False  # move the open gripper to a random pre-grasp width before each grasp
     seed: int = 0
     image_topic: str = "/gelsight_left/image_raw"
     right_topic: str = "/gelsight_right/image_raw"
@@ -158,6 +164,73 @@ class _Msg:
 
 def _time(ts: Any, t: float | None) -> Any:
     return ts.types["builtin_interfaces/msg/Time"](**stamp_fields(t))
+
+
+#: A pre-grasp width stays at least this far above the part (and the pre-shape moves at least 3 mm).
+PRESHAPE_CLEARANCE_M = 0.006
+#: The open gripper rests this long (frames of the gel at rest) before a pre-shaping move.
+PRESHAPE_LEAD_S = 0.3
+
+
+@dataclass(frozen=True)
+class Preshape:
+    """The pre-shaping move before one grasp: from the open width to ``width_m`` at ``speed_mps``.
+
+    It starts at ``t0`` (trial time; the fingers rest open, the gel seen at rest, for a moment
+    before), ends at :attr:`t_moved`, and the fingers rest at the pre-grasp width until the
+    grasp closes from it, ``rest_s`` or more later.
+    """
+
+    t0: float
+    width_m: float
+    speed_mps: float
+    rest_s: float
+    open_m: float
+
+    @property
+    def t_moved(self) -> float:
+        """When the fingers reach the pre-grasp width."""
+        return self.t0 + (self.open_m - self.width_m) / self.speed_mps
+
+    @property
+    def duration(self) -> float:
+        """The time the rest, the move and the rest add before the trial's own timeline."""
+        return PRESHAPE_LEAD_S + self.t_moved - self.t0 + self.rest_s
+
+
+def preshape_trial(rec: TrialStreams, rng: np.random.Generator) -> tuple[TrialStreams, Preshape]:
+    """Prepend a pre-shaping move to a trial: a random pre-grasp width reached at a finite speed.
+
+    The trial's timeline shifts by the move and its rest (0.4–1.0 s, long enough to be seen as
+    a stop); during them the frames are the trial's own pre-contact frames, cycled (the gel at
+    rest, with its noise). The trial's closing then starts from the pre-grasp width: widths are
+    capped there, so the fingers touch the part exactly when they did. Labels are unchanged.
+    """
+    gw = rec.reported_width
+    w_open, w_part = float(gw[0]), float(np.min(gw))
+    low = max(w_part + PRESHAPE_CLEARANCE_M, 0.02)
+    width = float(rng.uniform(low, w_open - 0.003)) if w_open - 0.003 > low else w_open
+    start = float(rec.gripper_t[0])
+    speed, rest = float(rng.uniform(0.02, 0.1)), float(rng.uniform(0.4, 1.0))
+    shape = Preshape(start + PRESHAPE_LEAD_S, width, speed, rest, w_open)
+    shift = shape.duration
+    t_move = np.arange(start, start + shift, 0.005)
+    w_move = np.clip(w_open - shape.speed_mps * (t_move - shape.t0), width, w_open)
+    gripper_t = np.concatenate([t_move, rec.gripper_t + shift])
+    gripper_w = np.concatenate([w_move, np.minimum(rec.gripper_w, width)])
+    closing = np.flatnonzero(gw < w_open - 0.002)
+    t_close = float(rec.gripper_t[closing[0]]) if len(closing) else float(rec.gripper_t[-1])
+    rest = np.flatnonzero(rec.frame_t < t_close)
+    rest = rest if len(rest) else np.array([0])
+    period = float(np.median(np.diff(rec.frame_t))) if len(rec.frame_t) > 1 else 0.1
+    extra_t = np.arange(float(rec.frame_t[0]), float(rec.frame_t[0]) + shift - 1e-9, period)
+    pick = rest[np.arange(len(extra_t)) % len(rest)]
+    frame_t = np.concatenate([extra_t, rec.frame_t + shift])
+    left = np.concatenate([rec.frames_left[pick], rec.frames_left])
+    right = None if rec.frames_right is None else np.concatenate([rec.frames_right[pick], rec.frames_right])
+    out = TrialStreams(rec.source, rec.label, gripper_t, gripper_w, frame_t, left, rec.t_lift + shift, right,
+                       rec.synthetic_stream)
+    return out, shape
 
 
 #: The writer's gripper phases as the firmware grasp states a driver reports for them.
@@ -284,6 +357,9 @@ def write_bag(
         for k, rec in enumerate(
             tqdm(recordings, desc=f"record {path.name}", unit="grasp", disable=not progress)
         ):
+            shape = None
+            if opts.preshape:
+                rec, shape = preshape_trial(rec, rng)
             # gripper: resample to the joint rate, then reopen to the initial width
             dt = 1.0 / opts.joint_rate_hz
             t_end = float(rec.gripper_t[-1])
@@ -294,7 +370,8 @@ def write_bag(
             rt = np.arange(t_end + dt, t_end + opts.reopen_s + opts.gap_s, dt)
             rw = np.interp(rt, [t_end, t_end + opts.reopen_s], [w_last, w_open])
             gt, gw = np.concatenate([gt, rt]), np.concatenate([gw, rw])
-            closing = np.flatnonzero(gw < w_open - 0.002)
+            w_ref, t_ready = (w_open, -math.inf) if shape is None else (shape.width_m, shape.t_moved)
+            closing = np.flatnonzero((gw < w_ref - 0.002) & (gt > t_ready))  # the grasp's own closing
             t_close = float(gt[closing[0]]) if len(closing) else math.nan
             w_min = float(np.min(gw))
             for t, wv in zip(gt, gw, strict=True):
@@ -308,19 +385,23 @@ def write_bag(
                 )
                 if opts.joints:
                     put(opts.joint_topic, recv(tt), js)
+                positioning = shape is not None and shape.t0 < t <= shape.t_moved
                 moving = (
                     bool(np.isfinite(t_close) and t_close <= t <= t_end and wv > w_min + 1e-4) or t > t_end
+                    or positioning
                 )
                 if opts.moving:
                     put(opts.moving_topic, recv(tt), bool_t(data=moving))
                 if opts.status:
-                    if t > t_end or t < t_close or not np.isfinite(t_close):
-                        phase = "open"
+                    if positioning:
+                        state = GraspState.POSITIONING
+                    elif t > t_end or t < t_close or not np.isfinite(t_close):
+                        state = PHASE_STATES["open"]
                     elif moving:
-                        phase = "closing"
+                        state = PHASE_STATES["closing"]
                     else:
-                        phase = "no_part" if wv < 0.0015 else "holding"
-                    status = status_message(ts, opts.status, PHASE_STATES[phase], float(wv), None)
+                        state = PHASE_STATES["no_part" if wv < 0.0015 else "holding"]
+                    status = status_message(ts, opts.status, state, float(wv), None)
                     put(opts.status_topic, recv(tt), status)
             for i, t in enumerate(rec.frame_t):
                 if opts.drop_frames > 0 and rng.random() < opts.drop_frames:
@@ -408,6 +489,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bad-encoding", type=float, default=0.0, help="fault: share of frames with a wrong encoding"
     )
+    parser.add_argument(
+        "--preshape", action="store_true",
+        help="before each grasp, move the open gripper to a random pre-grasp width at 20-100 mm/s",
+    )
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -430,6 +515,7 @@ def run(args: argparse.Namespace) -> int:
             empty_stamps=args.empty_stamps,
             bad_encoding=args.bad_encoding,
             seed=args.seed,
+            preshape=args.preshape,
         )
         if args.synthetic:
             recs: Iterable[TrialStreams] = synthetic_recordings(args.synthetic, seed=args.seed)
