@@ -14,6 +14,7 @@ show the gel pressed only while the fingers hold a part. With a model that alway
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 from hypothesis import HealthCheck, example, given, settings
@@ -106,7 +107,7 @@ def run(program: Program, driver: tuple[float, float, int, JointWidthConfig],
 
     for t, kind, payload in program.render(driver_hz, frame_hz, seed, joints):
         if kind == "joints":
-            names, positions = payload  # type: ignore[misc]
+            names, positions = cast("tuple[list[str], list[float]]", payload)
             width, why = joint_state_width(names, positions, joints)
             assert width is not None, why
             take(s.on_gripper_width(None, t, width), t)

@@ -220,11 +220,11 @@ def preshape_trial(rec: TrialStreams, rng: np.random.Generator) -> tuple[TrialSt
     gripper_w = np.concatenate([w_move, np.minimum(rec.gripper_w, width)])
     closing = np.flatnonzero(gw < w_open - 0.002)
     t_close = float(rec.gripper_t[closing[0]]) if len(closing) else float(rec.gripper_t[-1])
-    rest = np.flatnonzero(rec.frame_t < t_close)
-    rest = rest if len(rest) else np.array([0])
+    at_rest = np.flatnonzero(rec.frame_t < t_close)  # the gel before any contact
+    at_rest = at_rest if len(at_rest) else np.array([0])
     period = float(np.median(np.diff(rec.frame_t))) if len(rec.frame_t) > 1 else 0.1
     extra_t = np.arange(float(rec.frame_t[0]), float(rec.frame_t[0]) + shift - 1e-9, period)
-    pick = rest[np.arange(len(extra_t)) % len(rest)]
+    pick = at_rest[np.arange(len(extra_t)) % len(at_rest)]
     frame_t = np.concatenate([extra_t, rec.frame_t + shift])
     left = np.concatenate([rec.frames_left[pick], rec.frames_left])
     right = None if rec.frames_right is None else np.concatenate([rec.frames_right[pick], rec.frames_right])
