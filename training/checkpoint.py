@@ -102,6 +102,7 @@ class Resumed:
     step_in_epoch: int
     epoch_losses: list[float]
     notes: list[str]  # what the resume changed (another process count or thread count); empty if nothing
+    steps_logged: int = 0  # optimiser steps before the checkpoint, counted as the run that wrote it did
 
 
 def write_checkpoint(path: Path, state: TrainState, epochs_done: int, step_in_epoch: int,
@@ -164,6 +165,7 @@ def resume_checkpoint(path: Path, state: TrainState, saved: dict[str, Any] | Non
     state.sched.load_state_dict(saved["scheduler"])
     state.order.set_state(saved["rng_order"].cpu())
     state.history = list(saved["history"])
+    steps_logged = int(state.sched.last_epoch)
     epoch, step = int(saved["epoch"]), int(saved.get("step_in_epoch", 0))
     old_world = int(saved["world_size"])
     rng_torch, rng_cuda = saved["rng_torch"].cpu(), saved.get("rng_cuda")
@@ -179,7 +181,7 @@ def resume_checkpoint(path: Path, state: TrainState, saved: dict[str, Any] | Non
     log.info("resumed %s after %d epoch(s) and %d step(s)", path, epoch, step)
     for note in notes:
         log.warning("resume: %s", note)
-    return Resumed(epoch, step, [float(v) for v in saved.get("epoch_losses", [])], notes)
+    return Resumed(epoch, step, [float(v) for v in saved.get("epoch_losses", [])], notes, steps_logged)
 
 
 def _rescale_world(state: TrainState, old_world: int, epoch: int, step: int) -> tuple[int, list[str]]:

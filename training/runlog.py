@@ -13,7 +13,8 @@ loss.png                training loss per epoch (and the kNN accuracy beside it 
 ``step`` counts optimiser steps from 1 over the whole run. ``loss`` per step is rank 0's
 (the epoch line and ``history.json`` hold the mean over processes). A resumed run first drops
 the rows logged after its checkpoint (they are trained again) and starts a TensorBoard file
-with ``purge_step`` so TensorBoard drops those events too: each step appears once.
+with ``purge_step`` so TensorBoard drops those events too: each step appears once. A run that
+starts over in a used folder (``--no-resume``) drops all of them the same way.
 
     tensorboard --logdir runs/            # every run folder below is one run
 """
@@ -24,6 +25,7 @@ import csv
 import logging
 import math
 import os
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -101,38 +103,49 @@ class RunLog:
     """
 
     def __init__(self, out_dir: Path, done_steps: int = 0, done_epochs: int = 0) -> None:
-        from tensorboardX import SummaryWriter
+        # tensorboardX's synchronous writer: its SummaryWriter queues events for a thread, and a
+        # process killed after a flush would lose what was still queued
+        from tensorboardX.event_file_writer import EventsWriter
+        from tensorboardX.proto.event_pb2 import Event, SessionLog
+        from tensorboardX.proto.summary_pb2 import Summary
 
+        self._event, self._summary = Event, Summary  # imported here: protobuf costs ~1 s to load
+
+        out_dir.mkdir(parents=True, exist_ok=True)
         self.out_dir = out_dir
         header = _keep_rows(out_dir / METRICS_NAME, "step", done_steps)
         knn_header = _keep_rows(out_dir / KNN_NAME, "epoch", done_epochs)
         self.metrics = _Csv(out_dir / METRICS_NAME, header)
         self.knn = _Csv(out_dir / KNN_NAME, knn_header)
-        self.tb = SummaryWriter(str(out_dir), purge_step=done_steps + 1 if done_steps else None,
-                                flush_secs=30, filename_suffix=f".{os.getpid()}")
+        self.tb = EventsWriter(str(out_dir / "events"), f".{os.getpid()}")  # events.out.tfevents.T.HOST.PID
+        # a session start at done_steps + 1: TensorBoard drops earlier files' events from that step on
+        # (a resumed run's rows after its checkpoint; all of them when a run starts over with --no-resume)
+        self.tb.write_event(Event(wall_time=time.time(), step=done_steps + 1,
+                                  session_log=SessionLog(status=SessionLog.START)))
+
+    def _scalars(self, step: int, values: Mapping[str, float]) -> None:
+        value = self._summary.Value
+        summary = self._summary(value=[value(tag=k, simple_value=float(v)) for k, v in values.items()])
+        self.tb.write_event(self._event(wall_time=time.time(), step=step, summary=summary))
 
     def step(self, step: int, epoch: int, scalars: Mapping[str, float]) -> None:
         """Log one optimiser step (``epoch`` counted from 1)."""
         self.metrics.write({"step": step, "epoch": epoch, **scalars},
                            [*BASE_COLUMNS, *sorted(k for k in scalars if k not in BASE_COLUMNS)])
-        for k, v in scalars.items():
-            self.tb.add_scalar(f"train/{k}", v, step)
+        self._scalars(step, {f"train/{k}": v for k, v in scalars.items()})
 
     def epoch(self, step: int, entry: Mapping[str, float]) -> None:
         """Log an epoch's summary (the ``history.json`` entry) at the step that ended it."""
-        for k, v in entry.items():
-            if k not in ("epoch", "step") and not k.startswith("knn_") and math.isfinite(v):  # knn: below
-                self.tb.add_scalar(f"epoch/{k}", v, step)
+        self._scalars(step, {f"epoch/{k}": v for k, v in entry.items()  # knn_*: knn_result
+                             if k not in ("epoch", "step") and not k.startswith("knn_") and math.isfinite(v)})
 
     def knn_result(self, step: int, epoch: int, result: Mapping[str, float]) -> None:
         """Log one kNN monitor evaluation."""
         self.knn.write({"epoch": epoch, "step": step, **result}, KNN_COLUMNS)
-        for k in ("accuracy", "auc"):
-            if math.isfinite(result[k]):
-                self.tb.add_scalar(f"knn/{k}", result[k], step)
+        self._scalars(step, {f"knn/{k}": result[k] for k in ("accuracy", "auc") if math.isfinite(result[k])})
 
     def flush(self) -> None:
-        """Write everything logged so far to disk (before each checkpoint: the logs never lag it)."""
+        """Hand everything logged so far to the OS (before each checkpoint: the logs never lag it)."""
         self.metrics.flush()
         self.knn.flush()
         self.tb.flush()

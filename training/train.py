@@ -170,23 +170,26 @@ def train(
         for stale in out_dir.glob(".*.tmp-*"):  # a write cut short by a kill (only rank 0 writes here)
             stale.unlink(missing_ok=True)
         attach_log(out_dir / "train.log")
-    resumed = Resumed(0, 0, [], [])
+    resumed: Resumed | None = None
     if ckpt_path is not None and (resume or D.restart_count() > 0):
         blob = D.broadcast_file(ctx, ckpt_path)  # rank 0's file: nodes without a shared filesystem agree
         if blob is not None:
             saved = load_checkpoint(ckpt_path, map_location=ctx.device, data=blob)
             resumed = resume_checkpoint(ckpt_path, state, saved)
-    start_epoch, resume_step = resumed.epoch, resumed.step_in_epoch
+    start_epoch, resume_step = (resumed.epoch, resumed.step_in_epoch) if resumed else (0, 0)
     runlog = None
     if out_dir is not None and ctx.is_main:
-        if resumed == Resumed(0, 0, [], []) or not (out_dir / CONFIG_NAME).exists():
+        if resumed is None or not (out_dir / CONFIG_NAME).exists():
             run = run_section(data, source=source, world_size=world, device=str(ctx.device),
                               argv=(source or {}).get("argv"))
             write_run_config(out_dir, cfg, run)
         else:
             log.info("resumed by: %s", command_line((source or {}).get("argv")))
-        runlog = RunLog(out_dir, start_epoch * steps_per_epoch + resume_step, start_epoch)
-        for note in resumed.notes:
+        # rows after the checkpoint go; after a change of process count the step axis continues in
+        # the new global batch (a gap, or old rows dropped where the new numbers overlap them)
+        done = start_epoch * steps_per_epoch + resume_step
+        runlog = RunLog(out_dir, min(done, resumed.steps_logged) if resumed else 0, start_epoch)
+        for note in resumed.notes if resumed else []:
             tqdm.write(f"note: {note}")
 
     model: torch.nn.Module = method
@@ -213,8 +216,8 @@ def train(
             order_state = state.order.get_state()  # before the epoch's permutation (redrawn on a resume)
             perm = torch.randperm(len(data), generator=state.order)[: steps_per_epoch * global_batch]
             mine = perm.view(steps_per_epoch, world, cfg.batch_size)[:, rank]  # steps x B
-            resuming = epoch == start_epoch
-            first_step, losses = (resume_step, list(resumed.epoch_losses)) if resuming else (0, [])
+            carried = resumed.epoch_losses if resumed is not None and epoch == start_epoch else None
+            first_step, losses = (resume_step, list(carried)) if carried is not None else (0, [])
             t0 = time.perf_counter()
             show = progress and ctx.is_main
             bar = tqdm(range(first_step, steps_per_epoch), leave=False, disable=not show,
@@ -324,8 +327,9 @@ def data_source(args: argparse.Namespace) -> dict[str, Any]:
             args.data = Path(recorded["data"])
             if args.cache is None and recorded.get("cache"):
                 args.cache = Path(recorded["cache"])
-        print(f"data: {'--synthetic ' + str(args.synthetic) if args.synthetic else args.data} "
-              f"(the run section of {args.config})")
+        if D.rank() == 0:
+            print(f"data: {'--synthetic ' + str(args.synthetic) if args.synthetic else args.data} "
+                  f"(the run section of {args.config})")
     return {
         "data": str(Path(args.data).resolve()) if args.data else None,
         "synthetic": int(args.synthetic or 0),
@@ -342,9 +346,10 @@ def load_train_set(args: argparse.Namespace, cfg: TrainConfig, ctx: D.DistContex
     without a shared filesystem: :func:`training.distributed.builders_first`) while the others
     wait, then found by them.
     """
-    if args.synthetic or not args.data:
-        return synthetic_set(args.synthetic, cfg.resize_hw, seed=cfg.seed) if args.synthetic else \
-            load_data(args, cfg)[0]  # the latter: neither option, a clear error
+    if args.synthetic:
+        return synthetic_set(args.synthetic, cfg.resize_hw, seed=cfg.seed)
+    if not args.data:
+        return load_data(args, cfg)[0]  # neither option: its error says what to give
     cache_root = Path(args.cache) if args.cache else Path(args.data) / ".cache"
     with D.builders_first(ctx, cache_root):
         data, _test, info = load_data(args, cfg)
@@ -376,8 +381,10 @@ def train_from_args(args: argparse.Namespace, cfg: TrainConfig, out: Path, sourc
 def run(args: argparse.Namespace, *, on_checkpoint: Callable[[int, int], None] | None = None) -> int:
     """Entry point of ``tgp train`` (on every synthetic trial, or the training split of ``--data``).
 
-    ``on_checkpoint`` is :func:`train`'s hook (tests of killed processes use it).
+    ``on_checkpoint`` is :func:`train`'s hook (tests of killed processes use it). Under
+    ``torchrun`` the process group is joined first, before any data is read.
     """
+    D.init_from_env(args.device)
     source = data_source(args)
     if args.sweep:
         from training.sweep import run_sweep
