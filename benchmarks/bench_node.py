@@ -47,6 +47,7 @@ BACKEND = os.environ.get("TGP_BENCH_NODE_BACKEND", "auto")  # the node's default
 FAST_TRIGGER = {  # short settle and delay: many grasps per minute; latency does not depend on them
     "trigger.settle_window_s": 0.06, "trigger.tb_delay_s": 0.0, "trigger.tb_timeout_s": 2.0,
     "trigger.gripper_silence_s": 1.0,
+    "trigger.contact_required": False,  # four random frames cycled: no gel to see a contact in
 }
 
 
