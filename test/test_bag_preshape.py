@@ -112,3 +112,22 @@ def test_the_pre_shaping_pick_sequence_played_live_gives_the_same_decisions(bag:
     cmp = compare_decisions(offline, live.decisions)
     assert cmp.all_identical, f"{len(cmp.mismatches)} grasps differ:\n" + "\n".join(cmp.mismatches)
     assert live.frames_accepted == offline.frames
+
+
+def test_trials_at_other_open_widths_are_bridged_not_decided(tmp_path: Path) -> None:
+    """Simulated trials start at their own open widths: the recorder moves the fingers there, no jump."""
+    from dataclasses import replace
+
+    from tactile_grasp_predictor.replay.evaluate import evaluate_bag
+
+    a, b, c = synthetic_recordings(3, seed=6, no_part=0.0, fps=30.0)
+    wider = replace(b, gripper_w=np.where(b.gripper_w >= 0.0799, 0.095, b.gripper_w))  # opens to 95 mm
+    narrower = replace(c, gripper_w=np.minimum(c.gripper_w, 0.07))  # then starts at 70 mm: a move down
+    path = tmp_path / "bridged"
+    write_bag(path, [a, wider, narrower], RecordOptions(seed=6), progress=False)
+    rows = labels(path)
+    result = evaluate_bag(path, Brightness())
+    assert len(result.grasps) == 3 and {g.decision.reason for g in result.grasps} == {"model"}
+    for g, row in zip(result.grasps, rows, strict=True):  # each trial's own grasp, Ta before its closing
+        assert g.decision.ta_stamp is not None
+        assert float(row["t_start"]) < g.decision.ta_stamp < float(row["t_close"]) < g.decision.tb_stamp

@@ -170,11 +170,15 @@ def _time(ts: Any, t: float | None) -> Any:
 PRESHAPE_CLEARANCE_M = 0.006
 #: The open gripper rests this long (frames of the gel at rest) before a pre-shaping move.
 PRESHAPE_LEAD_S = 0.3
+#: Trials that start at another open width than the last one reopened to: the fingers move there
+#: at this speed and rest this long before the trial (a driver never reports a jump).
+BRIDGE_SPEED_MPS = 0.05
+BRIDGE_REST_S = 0.3
 
 
 @dataclass(frozen=True)
 class Preshape:
-    """The pre-shaping move before one grasp: from the open width to ``width_m`` at ``speed_mps``.
+    """The move of the open gripper before one grasp: from ``open_m`` to ``width_m`` at ``speed_mps``.
 
     It starts at ``t0`` (trial time; the fingers rest open, the gel seen at rest, for a moment
     before), ends at :attr:`t_moved`, and the fingers rest at the pre-grasp width until the
@@ -190,7 +194,7 @@ class Preshape:
     @property
     def t_moved(self) -> float:
         """When the fingers reach the pre-grasp width."""
-        return self.t0 + (self.open_m - self.width_m) / self.speed_mps
+        return self.t0 + abs(self.open_m - self.width_m) / self.speed_mps
 
     @property
     def duration(self) -> float:
@@ -198,26 +202,43 @@ class Preshape:
         return PRESHAPE_LEAD_S + self.t_moved - self.t0 + self.rest_s
 
 
-def preshape_trial(rec: TrialStreams, rng: np.random.Generator) -> tuple[TrialStreams, Preshape]:
+def preshape_trial(rec: TrialStreams, rng: np.random.Generator,
+                   start_m: float | None = None) -> tuple[TrialStreams, Preshape]:
     """Prepend a pre-shaping move to a trial: a random pre-grasp width reached at a finite speed.
 
-    The trial's timeline shifts by the move and its rest (0.4–1.0 s, long enough to be seen as
-    a stop); during them the frames are the trial's own pre-contact frames, cycled (the gel at
-    rest, with its noise). The trial's closing then starts from the pre-grasp width: widths are
-    capped there, so the fingers touch the part exactly when they did. Labels are unchanged.
+    From ``start_m`` (where the last trial left the fingers; default: the trial's open width)
+    to a width between ``PRESHAPE_CLEARANCE_M`` above the part and 3 mm below the trial's open
+    width, at 20–100 mm/s, then a rest of 0.4–1.0 s (long enough to be seen as a stop). See
+    :func:`lead_in`. Labels are unchanged.
     """
     gw = rec.reported_width
     w_open, w_part = float(gw[0]), float(np.min(gw))
     low = max(w_part + PRESHAPE_CLEARANCE_M, 0.02)
     width = float(rng.uniform(low, w_open - 0.003)) if w_open - 0.003 > low else w_open
-    start = float(rec.gripper_t[0])
     speed, rest = float(rng.uniform(0.02, 0.1)), float(rng.uniform(0.4, 1.0))
-    shape = Preshape(start + PRESHAPE_LEAD_S, width, speed, rest, w_open)
+    return lead_in(rec, w_open if start_m is None else start_m, width, speed, rest)
+
+
+def lead_in(rec: TrialStreams, start_m: float, target_m: float, speed_mps: float,
+            rest_s: float) -> tuple[TrialStreams, Preshape]:
+    """Prepend a move of the open gripper to a trial: from ``start_m`` to ``target_m``, then the trial.
+
+    The fingers rest at ``start_m`` for ``PRESHAPE_LEAD_S``, move at ``speed_mps``, rest
+    ``rest_s``; the trial's timeline shifts by that much, and during it the frames are the
+    trial's own pre-contact frames, cycled (the gel at rest, with its noise). The trial's widths
+    are capped at ``target_m``, so its closing starts from there and touches the part exactly
+    when it did.
+    """
+    gw = rec.reported_width
+    w_open = float(gw[0])
+    start = float(rec.gripper_t[0])
+    shape = Preshape(start + PRESHAPE_LEAD_S, target_m, speed_mps, rest_s, start_m)
     shift = shape.duration
     t_move = np.arange(start, start + shift, 0.005)
-    w_move = np.clip(w_open - shape.speed_mps * (t_move - shape.t0), width, w_open)
+    travel = np.clip((t_move - shape.t0) * speed_mps, 0.0, abs(target_m - start_m))
+    w_move = start_m + np.sign(target_m - start_m) * travel
     gripper_t = np.concatenate([t_move, rec.gripper_t + shift])
-    gripper_w = np.concatenate([w_move, np.minimum(rec.gripper_w, width)])
+    gripper_w = np.concatenate([w_move, np.minimum(rec.gripper_w, target_m)])
     closing = np.flatnonzero(gw < w_open - 0.002)
     t_close = float(rec.gripper_t[closing[0]]) if len(closing) else float(rec.gripper_t[-1])
     at_rest = np.flatnonzero(rec.frame_t < t_close)  # the gel before any contact
@@ -353,20 +374,25 @@ def write_bag(
 
     rows: list[dict[str, Any]] = []
     t0 = 0.0
+    home: float | None = None  # where the last trial left the fingers (its reopen width)
     try:
         for k, rec in enumerate(
             tqdm(recordings, desc=f"record {path.name}", unit="grasp", disable=not progress)
         ):
-            shape = None
+            shape, own_open = None, rec.open_width
             if opts.preshape:
-                rec, shape = preshape_trial(rec, rng)
+                rec, shape = preshape_trial(rec, rng, home)
+            elif home is not None and abs(rec.open_width - home) > 1e-4:
+                # the fingers move from where the last trial left them to this trial's open width
+                rec, shape = lead_in(rec, home, rec.open_width, BRIDGE_SPEED_MPS, BRIDGE_REST_S)
             # gripper: resample to the joint rate, then reopen to the initial width
             dt = 1.0 / opts.joint_rate_hz
             t_end = float(rec.gripper_t[-1])
             gt = np.arange(float(rec.gripper_t[0]), t_end + 1e-9, dt)
             # a driver reports 0 when the fingers are fully closed, never a negative opening
             gw = np.clip(np.interp(gt, rec.gripper_t, rec.gripper_w), 0.0, None)
-            w_open, w_last = float(gw[0]), float(gw[-1])
+            w_open, w_last = own_open, float(gw[-1])
+            home = w_open  # the fingers reopen to this trial's own open width
             rt = np.arange(t_end + dt, t_end + opts.reopen_s + opts.gap_s, dt)
             rw = np.interp(rt, [t_end, t_end + opts.reopen_s], [w_last, w_open])
             gt, gw = np.concatenate([gt, rt]), np.concatenate([gw, rw])
