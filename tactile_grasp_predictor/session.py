@@ -18,9 +18,9 @@ rule between a message and a decision:
   ABORT with the gripper's reason, also while the model runs. The decision is the moment the
   model's answer is handed in (:meth:`GraspSession.complete`) at its receive time: every input
   received before it is handled first. Live, the worker hands it in when it finishes (inputs
-  received meanwhile were handled already); offline, the replay hands it in at once with a
-  receive time in the future (Tb's receive time plus the measured compute time) and the
-  session holds it until an input at or after that time arrives (or :meth:`flush`): one rule;
+  received meanwhile were handled already); offline, the replay hands it in at once, dated
+  Tb's receive time plus the measured compute time, with ``wait_for_inputs``: the session holds
+  it until an input at or after that time arrives (or :meth:`flush`): one rule;
 - the reason rules (a frame-starved ABORT after malformed frames is ``bad_frame``; a full
   inference queue is ``overloaded``; an action goal without a decision gets its own ABORT);
 - the threshold (the override, else the model's, else NaN: no model, no LIFT);
@@ -43,12 +43,12 @@ Example:
     ...         return 0.5
     >>> s = GraspSession(SessionConfig(time_base="receive"))
     >>> s.set_model("half", 0.4)
-    >>> img = np.zeros((4, 4, 3), np.uint8)
-    >>> out = s.on_frame(None, 0.0, img) + s.on_gripper_width(None, 0.01, 0.08)
+    >>> rest, pressed = np.zeros((4, 4, 3), np.uint8), np.full((4, 4, 3), 60, np.uint8)
+    >>> out = s.on_frame(None, 0.0, rest) + s.on_gripper_width(None, 0.01, 0.08)
     >>> out += s.on_gripper_width(None, 0.05, 0.04)  # closing starts
     >>> [o.phase for o in s.on_gripper_width(None, 0.30, 0.04)]  # steady for settle_window_s
     ['settling']
-    >>> job = next(o for o in s.on_frame(None, 0.42, img) if isinstance(o, InferenceJob))  # Tb
+    >>> job = next(o for o in s.on_frame(None, 0.42, pressed) if isinstance(o, InferenceJob))  # Tb: contact
     >>> d = [o for o in s.complete(job, s.decide(job, Half()), 0.422) if isinstance(o, Decision)][0]
     >>> (d.verdict.name, d.reason, d.p_success, round(d.latency_ms, 3))
     ('LIFT', 'model', 0.5, 2.0)
@@ -356,18 +356,20 @@ class GraspSession:
         """Run the model on the job's Ta/Tb (any thread: no session state changes); not yet stamped."""
         return decide(job.snapshot, predictor, self.threshold)
 
-    def complete(self, job: InferenceJob, decision: Decision, receive_t: float) -> list[SessionOutput]:
+    def complete(self, job: InferenceJob, decision: Decision, receive_t: float, *,
+                 wait_for_inputs: bool = False) -> list[SessionOutput]:
         """Hand in the job's decision, made at receive-clock ``receive_t``: stamp, count, move the gate on.
 
         Void (nothing returned, counted in ``void_results``) if the gripper ended the grasp first.
-        A ``receive_t`` later than every input so far (a replay, which computes at once) is held
-        until an input at or after it arrives: what a live node receives while its model runs
-        comes before the answer.
+        ``wait_for_inputs``: the caller's inputs have not reached ``receive_t`` yet (a replay,
+        which computes at once and dates the answer Tb + the compute time): the answer is held
+        until an input at or after ``receive_t`` arrives (or :meth:`flush`), so that what a live
+        node receives while its model runs comes before the answer, offline as live.
         """
         if job.snapshot.grasp_id not in self._pending:
             self.counts.void_results += 1
             return []
-        if receive_t > self._last_receive:
+        if wait_for_inputs and receive_t > self._last_receive:
             self._held.append((receive_t, job, decision))
             return []
         return self._finish(job, decision, receive_t)

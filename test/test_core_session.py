@@ -248,7 +248,8 @@ def test_a_replay_answer_waits_for_the_inputs_received_before_it() -> None:
         s = GraspSession(RECEIVE)
         job = _until_job(s)
         t = job.receive_t
-        assert s.complete(job, s.decide(job, Fixed(1.0)), t + 0.03) == []  # held: 30 ms of compute
+        held = s.complete(job, s.decide(job, Fixed(1.0)), t + 0.03, wait_for_inputs=True)  # 30 ms of compute
+        assert held == []
         assert s.phase == "predicting"
         out = s.on_gripper_width(None, t + veto_at, 0.0)
         out += s.on_gripper_width(None, t + 0.07, 0.0)
@@ -258,9 +259,13 @@ def test_a_replay_answer_waits_for_the_inputs_received_before_it() -> None:
             assert d.latency_ms == pytest.approx(30.0) and d.t_decision == pytest.approx(t + 0.03)
     s = GraspSession(RECEIVE)
     job = _until_job(s)
-    s.complete(job, s.decide(job, Fixed(1.0)), job.receive_t + 0.03)
+    s.complete(job, s.decide(job, Fixed(1.0)), job.receive_t + 0.03, wait_for_inputs=True)
     (d,) = decisions(s.flush())  # the end of the bag hands it in
     assert d.verdict == Verdict.LIFT
+    s = GraspSession(RECEIVE)  # the node: what came in while the model ran was handled already
+    job = _until_job(s)
+    (d,) = decisions(s.complete(job, s.decide(job, Fixed(1.0)), job.receive_t + 0.03))
+    assert d.verdict == Verdict.LIFT and d.latency_ms == pytest.approx(30.0)
 
 
 def test_the_node_pattern_with_a_real_worker_thread() -> None:

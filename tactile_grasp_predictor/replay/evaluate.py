@@ -315,7 +315,7 @@ def _replay(
                 t0 = time.perf_counter()
                 decision = session.decide(out, predictor)
                 elapsed = time.perf_counter() - t0  # the decision is made the compute time after the trigger
-                handle(session.complete(out, decision, out.receive_t + elapsed), log_t)
+                handle(session.complete(out, decision, out.receive_t + elapsed, wait_for_inputs=True), log_t)
             else:
                 decisions[out.grasp_id] = out
 
