@@ -31,8 +31,10 @@ encoding      channels  order      notes
 A node's ``image_encodings`` parameter only narrows the table (``accepted``).
 
 Compressed frames (JPEG, PNG) have their declared size read from the file header and
-bounded (:data:`MAX_SIDE`, :data:`MAX_PIXELS`) *before* anything is decoded; any decoder
-failure becomes a :class:`FrameError`.
+bounded (:data:`MAX_SIDE`, :data:`MAX_PIXELS`) *before* anything is decoded; a PNG's chunks
+must lie within the data with their CRCs right (a length spoiled by one bit would make the
+decoder allocate gigabytes), and a frame must end with its end marker (a cut frame, which the
+decoders fill with grey); any decoder failure becomes a :class:`FrameError`.
 
 Example:
     >>> import numpy as np
@@ -48,6 +50,7 @@ Example:
 from __future__ import annotations
 
 import struct
+import zlib
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -327,7 +330,36 @@ def check_compressed(format: Any, data: Any) -> tuple[str, int, int]:
     if not (0 < h <= MAX_SIDE and 0 < w <= MAX_SIDE) or h * w > MAX_PIXELS:
         raise FrameError(f"CompressedImage.data: {kind} declares {h} x {w} pixels, empty or more than "
                          f"{MAX_SIDE} a side or {MAX_PIXELS} pixels (refused before decoding)")
+    buf = _as_bytes(data, "CompressedImage.data")
+    if kind == "png":
+        _check_png_chunks(buf)
+    elif not buf[-64:].tobytes().rstrip(b"\0").endswith(b"\xff\xd9"):  # trailing padding is harmless
+        # the decoders fill a cut frame with grey and only warn: a partial frame is a bad frame
+        raise FrameError("CompressedImage.data: jpeg without its end marker (truncated)")
     return kind, h, w
+
+
+def _check_png_chunks(buf: np.ndarray) -> None:
+    """Walk a PNG's chunks: each within the data, its CRC right, ending with IEND.
+
+    A chunk length spoiled by one bit (e.g. 2³⁰) would make the decoder allocate that much
+    before it finds the data missing; a cut file would decode to grey rows.
+    """
+    raw = buf.data  # a memoryview, no copy
+    n, pos = len(raw), 8
+    while pos + 12 <= n:
+        length = int.from_bytes(raw[pos: pos + 4], "big")
+        kind = bytes(raw[pos + 4: pos + 8])
+        end = pos + 12 + length
+        if not kind.isalpha() or end > n:
+            raise FrameError(f"CompressedImage.data: png chunk {kind!r} at byte {pos} declares {length} "
+                             f"bytes, {n - pos - 12} present (corrupt or truncated)")
+        if zlib.crc32(raw[pos + 4: end - 4]) != int.from_bytes(raw[end - 4: end], "big"):
+            raise FrameError(f"CompressedImage.data: png chunk {kind.decode()} at byte {pos}: CRC mismatch")
+        if kind == b"IEND":
+            return
+        pos = end
+    raise FrameError("CompressedImage.data: png without its IEND chunk (truncated)")
 
 
 def decode_compressed(format: str, data: Any) -> np.ndarray:

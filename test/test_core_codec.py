@@ -231,3 +231,17 @@ def test_every_decoder_failure_is_a_frame_error(mutate: object) -> None:
     """Regression (#19): corrupt compressed frames raised cv2.error out of the decoder."""
     with pytest.raises(FrameError, match=r"CompressedImage\.data"):
         decode_compressed("png", mutate(_png()))  # type: ignore[operator]
+
+
+def test_png_chunk_lengths_are_checked_before_decoding() -> None:
+    """Found by make fuzz (#19): one flipped bit in an IDAT length made OpenCV allocate 1 GB."""
+    png = bytearray(_png())
+    assert png[37:41] == b"IDAT"
+    length = struct.unpack(">I", png[33:37])[0]
+    png[33:37] = struct.pack(">I", length | 1 << 30)
+    with pytest.raises(FrameError, match=r"png chunk b'IDAT' at byte 33 declares \d+ bytes"):
+        decode_compressed("png", bytes(png))
+    png = bytearray(_png())
+    png[45] ^= 0x01  # inside IDAT's data: its CRC no longer matches
+    with pytest.raises(FrameError, match="png chunk IDAT at byte 33: CRC mismatch"):
+        decode_compressed("png", bytes(png))
