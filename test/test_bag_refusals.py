@@ -74,3 +74,16 @@ def test_exit_code_is_2_only_when_nothing_could_be_evaluated(
     assert f"REFUSED {missing.name}" in capsys.readouterr().err
     assert main(["bag", "eval", str(missing), str(bag), "--out", str(tmp_path / "r2")]) == 0
     assert main(["bag", "eval", str(missing), str(bag), "--strict", "--out", str(tmp_path / "r3")]) == 2
+
+
+def test_garbled_metadata_is_refused_naming_the_field(bag: Path, tmp_path: Path) -> None:
+    """Found by make fuzz (#19): a message count that YAML reads as text crashed the replay."""
+    import re
+    import shutil
+
+    copy = tmp_path / "b"
+    shutil.copytree(bag, copy)
+    meta = copy / "metadata.yaml"
+    meta.write_text(re.sub(r"- message_count: \d+", "- message_count: lots", meta.read_text(), count=1))
+    with pytest.raises(BagError, match=r"metadata\.yaml: topic '.*': message_count 'lots' is not a count"):
+        evaluate_bag(copy, None)

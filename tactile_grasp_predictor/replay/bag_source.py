@@ -449,6 +449,25 @@ class _SalvagedMcap:
 
 
 # ------------------------------------------------------------------------------ the source
+def _check_connections(connections: Any) -> None:
+    """Check what ``metadata.yaml`` (or a salvaged mcap) says of each topic: names, types, counts.
+
+    ``rosbags`` takes these fields as the YAML gives them; a garbled file can make a count a
+    string or a topic a list.
+    """
+    if not isinstance(connections, list):
+        raise BagError(f"metadata.yaml: topics are {type(connections).__name__}, not a list")
+    for c in connections:
+        topic, msgtype = getattr(c, "topic", None), getattr(c, "msgtype", None)
+        count = getattr(c, "msgcount", None)
+        if not isinstance(topic, str) or not topic:
+            raise BagError(f"metadata.yaml: topic name {topic!r} is not a name")
+        if not isinstance(msgtype, str) or not msgtype:
+            raise BagError(f"metadata.yaml: topic {topic!r}: type {msgtype!r} is not a type name")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise BagError(f"metadata.yaml: topic {topic!r}: message_count {count!r} is not a count")
+
+
 def default_encodings() -> tuple[str, ...]:
     """Return the image encodings the node accepts by default (its ``image_encodings``)."""
     return tuple(NodeConfig.from_values({})["image_encodings"])
@@ -522,6 +541,11 @@ class BagSource:
                 f"{sum(c.msgcount for c in reader.connections)} messages before the damage "
                 "(an interrupted recording?)"
             )
+        try:
+            _check_connections(reader.connections)
+        except BagError as exc:
+            reader.close()
+            raise BagError(f"{self.path}: {exc}") from exc
         self._reader = reader
         self._typestore = get_typestore(Stores.ROS2_HUMBLE)
         self.types = {c.topic: c.msgtype for c in reader.connections}
@@ -560,8 +584,8 @@ class BagSource:
                 return set()
         if typ not in ts.types:
             return set()
-        try:
-            return {name for name, _ in ts.get_msgdef(typ).fields}
+        try:  # the parsed definition: no serializer compiled for a type that may never be read
+            return {str(name) for name, _ in ts.fielddefs[typ][1]}
         except Exception:
             return set()
 
