@@ -20,7 +20,7 @@ tensor must be finite. Any failure is a :class:`~tactile_grasp_predictor.errors.
 naming the file (and field) at fault.
 
 Example:
-    >>> from tactile_grasp_predictor.models import Encoder
+    >>> from tactile_grasp_predictor.models import ARCHS, Encoder
     >>> from tactile_grasp_predictor.preprocess import PreprocessConfig
     >>> # path = write_bundle("out/b", Encoder("resnet18"), probe,
     >>> #                     {"preprocessing": PreprocessConfig.cpu(), "threshold": 0.5})
@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import os
@@ -50,7 +51,7 @@ from torch import nn
 
 from tactile_grasp_predictor.bundle_manifest import FORMAT_VERSION, check_manifest, parse_manifest
 from tactile_grasp_predictor.errors import BundleError, ConfigError
-from tactile_grasp_predictor.models import Encoder
+from tactile_grasp_predictor.models import ARCHS, Encoder
 from tactile_grasp_predictor.preprocess import PreprocessConfig
 from tactile_grasp_predictor.probes import Probe, probe_from_tensors, probe_to_tensors
 
@@ -313,8 +314,9 @@ def read_regular_file(path: Path, limit: int, at_least: int = 0) -> bytes:
     with os.fdopen(fd, "rb") as fh:
         fst = os.fstat(fh.fileno())
         judge(fst.st_mode, fst.st_size)
-        data = fh.read(limit + 1)
-    if len(data) != fst.st_size:
+        data = fh.read(fst.st_size)
+        grown = fh.read(1)
+    if len(data) != fst.st_size or grown:
         raise BundleError(f"{path}: changed while being read ({fst.st_size} bytes, read {len(data)})")
     return data
 
@@ -344,15 +346,22 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     return manifest
 
 
-def _size_limits(name: str, encoder_bytes: int, sizes: Mapping[str, int]) -> tuple[int, int]:
+def _size_limits(name: str, encoder_bytes: int, probe_bytes: int) -> tuple[int, int]:
     """``(at_least, limit)`` bytes of a listed file, relative to the weights the architecture needs."""
     if name == ENCODER_FILE:  # the tensors' bytes, plus the safetensors header
         return encoder_bytes, encoder_bytes + SAFETENSORS_HEADER_MAX
     if name == PROBE_FILE:
         return 0, MAX_PROBE_BYTES
     if name == ONNX_FILE:  # the same weights in another container (+ the probe's, + the graph)
-        return 0, encoder_bytes + sizes.get(PROBE_FILE, MAX_PROBE_BYTES) + SAFETENSORS_HEADER_MAX * 16
+        return 0, encoder_bytes + probe_bytes + SAFETENSORS_HEADER_MAX * 16
     return 0, MAX_OTHER_FILE_BYTES
+
+
+@functools.cache
+def _encoder_bytes(arch: str) -> int:
+    """Bytes of ``arch``'s backbone tensors (what its ``encoder.safetensors`` must hold)."""
+    _, meta = _encoder(arch)
+    return sum(t.numel() * t.element_size() for t in meta.values())
 
 
 def _read_verified(root: Path, name: str, expected: str, limits: tuple[int, int]) -> bytes:
@@ -417,9 +426,10 @@ def _load_encoder(arch: str, skeleton: Encoder, meta: Mapping[str, torch.Tensor]
 def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     """Load and verify a bundle: schema, file kinds and sizes, every sha256, tensor names, shapes, values.
 
-    Order: the manifest against its schema; each listed file's kind (regular files only) and
-    size relative to the architecture's weights, before it is read; its sha256; then the
-    tensors (finite, the architecture's names and shapes) and the probe.
+    Order, cheapest first: the manifest against its schema; the probe file (kind: regular files
+    only; size, checked before reading; sha256; finite tensors) and the probe built from it;
+    then the encoder file the same way (its size relative to what the architecture's weights
+    need) and its tensors (the architecture's names and shapes); then ``model.onnx``'s size and hash.
 
     Raises:
         BundleError: naming the file (and field) at fault.
@@ -427,32 +437,39 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     """
     root = Path(path)
     manifest = read_manifest(root)
-    arch = str(manifest["architecture"]["arch"])
-    skeleton, meta = _encoder(arch)
-    encoder_bytes = sum(t.numel() * t.element_size() for t in meta.values())
-    blobs: dict[str, bytes] = {}
-    order = sorted(manifest["files"], key=lambda n: n == ENCODER_FILE)  # the big one last
-    for name in order:
-        limits = _size_limits(name, encoder_bytes, {k: len(v) for k, v in blobs.items()})
-        blobs[name] = _read_verified(root, name, manifest["files"][name], limits)
+    mpath, files = root / MANIFEST_FILE, manifest["files"]
     for required in (ENCODER_FILE, PROBE_FILE):
-        if required not in blobs:
-            raise BundleError(f"{root / MANIFEST_FILE}: field 'files' lacks {required}")
-    pre = PreprocessConfig.from_dict(manifest["preprocessing"])  # checked by the schema
-    probe_info = manifest["probe"]
-    probe_tensors = _safetensors(blobs.pop(PROBE_FILE), root / PROBE_FILE)
+        if required not in files:
+            raise BundleError(f"{mpath}: field 'files' lacks {required}")
+    arch = str(manifest["architecture"]["arch"])
+    encoder_bytes = _encoder_bytes(arch)
+    # the cheap checks first: the small files, and the probe built, before the weights are read
+    ppath = root / PROBE_FILE
+    probe_blob = _read_verified(root, PROBE_FILE, files[PROBE_FILE], (0, MAX_PROBE_BYTES))
+    probe_tensors = _safetensors(probe_blob, ppath)
     try:
-        probe = probe_from_tensors(str(probe_info["kind"]), probe_tensors, probe_info["params"])
+        probe = probe_from_tensors(str(manifest["probe"]["kind"]), probe_tensors, manifest["probe"]["params"])
     except BundleError as exc:
-        raise BundleError(f"{root / PROBE_FILE}: {exc}") from exc
-    enc_tensors = _safetensors(blobs.pop(ENCODER_FILE), root / ENCODER_FILE)
+        raise BundleError(f"{ppath}: {exc}") from exc
+    if probe.in_dim != ARCHS[arch]:
+        raise BundleError(f"{ppath}: probe input dim {probe.in_dim} != {arch} features {ARCHS[arch]}")
+    others = sorted(files, key=lambda n: (n == ONNX_FILE, n))  # model.onnx (big) after the encoder
+    def verified(name: str) -> bytes:
+        return _read_verified(root, name, files[name], _size_limits(name, encoder_bytes, len(probe_blob)))
+
+    for name in [n for n in others if n not in (PROBE_FILE, ENCODER_FILE, ONNX_FILE)]:
+        verified(name)
+    enc_blob = verified(ENCODER_FILE)
+    enc_tensors = _safetensors(enc_blob, root / ENCODER_FILE)
+    del enc_blob
+    skeleton, meta = _encoder(arch)
     encoder = _load_encoder(arch, skeleton, meta, enc_tensors, root / ENCODER_FILE)
-    if probe.in_dim != encoder.feat_dim:
-        raise BundleError(
-            f"{root / PROBE_FILE}: probe input dim {probe.in_dim} != {arch} features {encoder.feat_dim}"
-        )
+    onnx_path = None
+    if ONNX_FILE in files:  # verified here; onnxruntime reads it when the onnx backend is chosen
+        verified(ONNX_FILE)
+        onnx_path = root / ONNX_FILE
     model = GraspModel(encoder, probe).eval()
-    onnx_path = root / ONNX_FILE if ONNX_FILE in manifest["files"] else None
+    pre = PreprocessConfig.from_dict(manifest["preprocessing"])  # checked by the schema
     threshold, model_id = float(manifest["threshold"]), str(manifest["model_id"])
     return Bundle(root, manifest, model, pre, threshold, model_id, onnx_path)
 
