@@ -215,8 +215,8 @@ class Predictor:
         bad = np.flatnonzero(~((p >= 0.0) & (p <= 1.0)))  # NaN fails both comparisons
         if bad.size:
             i = int(bad[0])
-            raise ModelError(f"model {self.model_id}: p[{i}] = {float(p[i])!r} is not a probability in [0, 1] "
-                             f"({bad.size} of {n} outputs)")
+            raise ModelError(f"model {self.model_id}: p[{i}] = {float(p[i])!r} is not a probability "
+                             f"in [0, 1] ({bad.size} of {n} outputs)")
         return p
 
     def predict(self, ta: np.ndarray, tb: np.ndarray) -> float:
