@@ -37,6 +37,7 @@ from training.cli import add_common_arguments, add_data_arguments, load_data
 from training.config import TrainConfig, load_config
 from training.data.sets import TactileSet
 from training.features import extract_features
+from training.hand_features import HAND_PROBES
 from training.probe_fit import PROBES, label_subset, probe_suite
 from training.train import preprocess_for, train
 
@@ -44,10 +45,12 @@ log = logging.getLogger("tgp.table1")
 
 SSL_METHODS = ("moco", "memory_bank", "triplet", "triplet_label", "autoencoder")
 CONTROLS = ("random_init",)  # an untrained encoder: what the probes get from the architecture alone
+BASELINES = ("hand_features",)  # statistics of Tb − Ta + logistic regression / gradient boosting
 LABELS = {
     "moco": "MoCo v2", "memory_bank": "Memory bank", "triplet": "Triplet (label-free)",
     "triplet_label": "Triplet (labels, paper)", "autoencoder": "Autoencoder",
     "supervised": "Supervised from scratch", "random_init": "Random init (control)",
+    "hand_features": "Hand features (Tb − Ta statistics)",
 }
 # Table I of the seed paper (Calandra dataset, left GelSight, ResNet-50): accuracy % for KNN / SVM / MLP
 PAPER = {
@@ -83,10 +86,11 @@ def head_accuracy(trained: Any, data: TactileSet) -> float:
     """Test accuracy of the supervised model's own classifier (eval mode, centre crop)."""
     method = trained.method
     method.eval()
+    device = next(method.parameters()).device  # where train() left it (CUDA when it trained there)
     correct = 0
     for i in range(0, len(data), 256):
         x = preprocess_batch(data.before[i : i + 256], data.during[i : i + 256], trained.preprocess)
-        p = method.predict_proba(x.contiguous(memory_format=torch.channels_last))
+        p = method.predict_proba(x.to(device).contiguous(memory_format=torch.channels_last)).cpu()
         correct += int(((p >= 0.5).long().numpy() == np.asarray(data.labels[i : i + 256])).sum())
     return correct / len(data)
 
@@ -140,6 +144,8 @@ def run_table(cfg: TrainConfig, train_set: TactileSet, test_set: TactileSet, out
         if method == "random_init":
             res = _untrained(cfg, train_set, seed)
             rows += _probe_rows(res, train_set, test_set, cfg, probes, seed, method, 0.0, label_draws)
+        elif method == "hand_features":
+            rows += _hand_rows(train_set, test_set, cfg, seed, label_draws)
         elif method == "supervised":
             for frac in cfg.label_fractions:
                 for draw in range(label_draws if frac < 1.0 else 1):
@@ -201,8 +207,9 @@ def _probe_rows(res: Any, train_set: TactileSet, test_set: TactileSet, cfg: Trai
                 label_draws: int = 1) -> list[Row]:
     """Probe the frozen features at ``cfg.label_fractions``; fractions below 1 once per label draw."""
     enc = res.method.encoder
-    x_tr = extract_features(enc, train_set, res.preprocess)
-    x_te = extract_features(enc, test_set, res.preprocess)
+    device = next(enc.parameters()).device
+    x_tr = extract_features(enc, train_set, res.preprocess, device=device)
+    x_te = extract_features(enc, test_set, res.preprocess, device=device)
     out = []
     for draw in range(label_draws):
         fractions = cfg.label_fractions if draw == 0 else tuple(f for f in cfg.label_fractions if f < 1.0)
@@ -211,6 +218,26 @@ def _probe_rows(res: Any, train_set: TactileSet, test_set: TactileSet, cfg: Trai
             out.append(Row(seed, method, r.probe, r.fraction, r.n_labels, r.accuracy, dt, draw=draw))
             log.info("%s %s %.0f%% labels (draw %d): %.4f (runtime vs sklearn %.1e) %s", method, r.probe,
                      100 * r.fraction, draw, r.accuracy, r.max_abs_diff_runtime, r.params)
+    return out
+
+
+def _hand_rows(train_set: TactileSet, test_set: TactileSet, cfg: TrainConfig, seed: int,
+               label_draws: int = 1) -> list[Row]:
+    """Score the hand-feature baseline on the same frames and label subsets as the probes (a row per fit)."""
+    from training.hand_features import fit_and_score, hand_features
+
+    t0 = time.perf_counter()
+    x_tr = hand_features(train_set.before, train_set.during)
+    x_te = hand_features(test_set.before, test_set.during)
+    dt = time.perf_counter() - t0
+    out = []
+    for draw in range(label_draws):
+        fractions = cfg.label_fractions if draw == 0 else tuple(f for f in cfg.label_fractions if f < 1.0)
+        for r in fit_and_score(x_tr, train_set.labels, x_te, test_set.labels, fractions,
+                               label_draw_seed(seed, draw)):
+            out.append(Row(seed, "hand_features", r.probe, r.fraction, r.n_labels, r.accuracy, dt, draw=draw))
+            log.info("hand features %s %.0f%% labels (draw %d): %.4f",
+                     r.probe, 100 * r.fraction, draw, r.accuracy)
     return out
 
 
@@ -276,13 +303,16 @@ def write_report(rows: list[Row], out: Path, cfg: TrainConfig, info: dict[str, A
         name = LABELS[m] + (" (features)" if m == "supervised" else "")
         lines.append(f"| {name} | " + " | ".join(ours + paper) + " |")
     head = _fmt(*_agg(rows, "supervised", "head", 1.0))
-    lines += ["", f"Supervised from scratch, its own classifier: {head}  ",
-              f"Majority class of the test split: {_fmt(*_agg(rows, 'majority', 'majority', 1.0))}", "",
+    lines += ["", f"Supervised from scratch, its own classifier: {head}  "]
+    if any(r.method == "hand_features" for r in rows):
+        hand = [f"{p} {_fmt(*_agg(rows, 'hand_features', p, 1.0))}" for p in HAND_PROBES]
+        lines += [f"Hand features (statistics of Tb − Ta, training/hand_features.py): {', '.join(hand)}  "]
+    lines += [f"Majority class of the test split: {_fmt(*_agg(rows, 'majority', 'majority', 1.0))}", "",
               "## Label efficiency (accuracy % with a fraction of the training labels)", "",
               "| method / probe | " + " | ".join(f"{100 * f:g} %" for f in cfg.label_fractions) + " |",
               "|---|" + "---|" * len(cfg.label_fractions)]
-    for m in methods:
-        for p in (PROBES if m != "supervised" else ("head",)):
+    for m in [*methods, *(b for b in BASELINES if any(r.method == b for r in rows))]:
+        for p in _probes_of(m):
             cells = [_fmt(*_agg(rows, m, p, f)) for f in cfg.label_fractions]
             if all(c == "–" for c in cells):
                 continue
@@ -295,11 +325,39 @@ def write_report(rows: list[Row], out: Path, cfg: TrainConfig, info: dict[str, A
                      f"{'within' if moco_mlp >= sup - 0.03 else 'NOT within'} 3 points")
     if 0.1 in cfg.label_fractions:
         lines += _label_check(rows, 0.1)
+    lines += _hand_check(rows, methods, info.get("kind"))
     lines += ["", "Paper: Calandra et al. data (6,000 train / 3,000 test, ResNet-50, 200 epochs); "
               "ours: the data and config above. The paper's ordering is a claim to test, not a target.",
               "", "![results](results.png)", ""]
     (out / "results.md").write_text("\n".join(lines))
     _plot(rows, methods, cfg, out / "results.png")
+
+
+def _probes_of(method: str) -> tuple[str, ...]:
+    """Return the probes of a method's rows: the supervised model's head, the hand baseline's classifiers."""
+    if method == "supervised":
+        return ("head",)
+    return HAND_PROBES if method in BASELINES else PROBES
+
+
+def _hand_check(rows: list[Row], methods: list[str], split: Any) -> list[str]:
+    """Compare the hand-feature baseline with the best learned method and with MoCo + MLP, all labels."""
+    hand = [(_agg(rows, "hand_features", p, 1.0)[0], p) for p in HAND_PROBES]
+    hand = [h for h in hand if not math.isnan(h[0])]
+    learned = [(_agg(rows, m, p, 1.0)[0], m, p) for m in methods if m not in CONTROLS for p in _probes_of(m)]
+    learned = [x for x in learned if not math.isnan(x[0])]
+    if not hand or not learned:
+        return []
+    h, hp = max(hand)
+    best, bm, bp = max(learned)
+    out = [f"- Hand features ({hp}) {100 * h:.1f} vs the best learned method ({LABELS[bm]} / {bp}) "
+           f"{100 * best:.1f}: {100 * (best - h):+.1f} points ({split} split)"]
+    moco = _agg(rows, "moco", "mlp", 1.0)[0]
+    if not math.isnan(moco):
+        ahead = "ahead" if moco > h else "NOT ahead"
+        out.append(f"- MoCo + MLP {100 * moco:.1f} vs hand features {100 * h:.1f}: MoCo "
+                   f"{ahead} by {100 * (moco - h):+.1f} points ({split} split)")
+    return out
 
 
 def _label_check(rows: list[Row], frac: float) -> list[str]:
@@ -345,14 +403,17 @@ def _plot(rows: list[Row], methods: list[str], cfg: TrainConfig, path: Path) -> 
     sup = 100 * _agg(rows, "supervised", "head", 1.0)[0]
     if not math.isnan(sup):
         ax.axhline(sup, ls="--", color="gray", label="supervised (head)")
+    hand = max((100 * _agg(rows, "hand_features", p, 1.0)[0] for p in HAND_PROBES), default=math.nan)
+    if not math.isnan(hand):
+        ax.axhline(hand, ls=":", color="k", label="hand features (best)")
     ax.set_xticks(np.arange(len(methods)), [textwrap.fill(LABELS[m], 13) for m in methods], fontsize=7)
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(40, 100)
     ax.set_title("All labels: probes on frozen features")
     ax.legend(fontsize=7)
     fr = list(cfg.label_fractions)
-    for m in methods:
-        p = "head" if m == "supervised" else "mlp"
+    for m in [*methods, *(b for b in BASELINES if any(r.method == b for r in rows))]:
+        p = "head" if m == "supervised" else "logreg" if m in BASELINES else "mlp"
         ys = [100 * _agg(rows, m, p, f)[0] for f in fr]
         es = [100 * _agg(rows, m, p, f)[1] for f in fr]
         ax2.errorbar([100 * f for f in fr], ys, yerr=es, marker="o", capsize=3, label=f"{LABELS[m]} ({p})")
@@ -374,7 +435,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
     parser.add_argument("--label-draws", type=int, default=1, metavar="N",
                         help="label subsets drawn per fraction below 100 %% (paired across methods)")
-    every = ",".join((*SSL_METHODS, "supervised", *CONTROLS))
+    every = ",".join((*SSL_METHODS, "supervised", *CONTROLS, *BASELINES))
     parser.add_argument("--methods", default=every, help="comma-separated subset of " + every)
     parser.add_argument("--probes", default=",".join(PROBES))
     add_common_arguments(parser)
