@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup test lint typecheck demo bench clean
+.PHONY: setup test lint typecheck demo bench fuzz clean
 
 setup:
 	@bash scripts/setup_env.sh
@@ -22,6 +22,10 @@ demo: setup
 
 bench: setup
 	$(PY) -m benchmarks
+
+# Hostile inputs, 10,000 cases per class, two classes at a time (docs/robustness.md); ~10 min here.
+fuzz: setup
+	PYTHONPATH=test $(PY) -m helpers.fuzz_run --cases 10000 --jobs 2 --out fuzz-report
 
 clean:
 	rm -rf ros2_ws/build ros2_ws/install ros2_ws/log .pytest_cache .mypy_cache .ruff_cache

@@ -4,6 +4,8 @@
 tests import ``from helpers.<module> import ...``:
 
 - :mod:`helpers.bundles`: tiny random-weight model bundles through the real write path.
+- :mod:`helpers.fuzz`: the fuzzing harness of the ``test_fuzz_*`` modules (``Tally``, budgets);
+  :mod:`helpers.fuzz_run` is ``make fuzz``.
 - :mod:`helpers.package`: ``console_scripts()`` as setup.py declares them.
 - :mod:`helpers.rig`: the ROS rig (real rclpy, real DDS on loopback): ``Rig``, ``Driver``,
   ``BrightnessPredictor``, ``GraspScript``/``run_grasp``, ``start_predictor``.
