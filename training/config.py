@@ -101,7 +101,7 @@ class TrainConfig:
     mlp_alpha: tuple[float, ...] = (1e-3,)  # L2 penalty; several = chosen by k-fold CV on the labels
     label_fractions: tuple[float, ...] = (0.01, 0.1, 1.0)
     # data split
-    split: str = "paper"  # paper | object
+    split: str = "paper"  # paper | object | sensor (simulated shards: held-out robots)
     val_fraction: float = 0.2  # of the train labels, for the export threshold
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -132,8 +132,8 @@ class TrainConfig:
                 raise ConfigError(f"{name}: must be > 0, got {getattr(self, name)}")
         if self.batch_size % self.split_bn:
             raise ConfigError(f"split_bn: batch_size {self.batch_size} is not divisible by {self.split_bn}")
-        if self.split not in ("paper", "object"):
-            raise ConfigError(f"split: {self.split!r} is not 'paper' or 'object'")
+        if self.split not in ("paper", "object", "sensor"):
+            raise ConfigError(f"split: {self.split!r} is not 'paper', 'object' or 'sensor'")
         if self.finger not in ("A", "B"):
             raise ConfigError(f"finger: {self.finger!r} is not 'A' (left) or 'B' (right)")
         if not self.mlp_alpha or not all(a > 0 for a in self.mlp_alpha):

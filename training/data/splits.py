@@ -1,6 +1,6 @@
 """Train/test splits of indexed trials, saved as small JSON manifests so a run can be reproduced.
 
-Two protocols:
+Three protocols:
 
 - :func:`paper_split` (the seed paper): ``n_train`` / ``n_test`` trials drawn at random
   without overlap from all trials (default 6,000 / 3,000; objects may appear in both).
@@ -10,6 +10,8 @@ Two protocols:
 - :func:`object_split` (the dataset's authors): the distinct objects are shuffled and
   ``round(75 %)`` of them (at least one on each side) go to training; every trial of an
   object lands on that object's side.
+- :func:`sensor_split` (simulated shards): the same by robot, so the test trials come from
+  sensors the training never saw.
 
 Both are seeded and independent of the order the trials were indexed in (trials are
 sorted by source first). A :class:`Split` holds the :class:`TrialRef` of each side; its
@@ -208,10 +210,51 @@ def object_split(refs: ShardIndex | Sequence[TrialRef], train_fraction: float = 
     )
 
 
+def sensor_split(refs: ShardIndex | Sequence[TrialRef], train_fraction: float = 0.75, seed: int = 0) -> Split:
+    """Split by robot, i.e. by sensor: ``round(train_fraction * robots)`` robots train, the rest test.
+
+    Simulated shards only: each trial's ``sim_robot`` attribute names the robot whose two
+    GelSight sensors recorded it (``training/sim/sensors.py``), so the test side is seen
+    only through sensors the training side never saw (a new robot of a fleet).
+    """
+    from tactile_grasp_predictor.data.calandra import CalandraShard
+
+    assert 0.0 < train_fraction < 1.0, train_fraction
+    ordered = _sorted_refs(refs)
+    robot: dict[str, int] = {}
+    by_file: dict[Path, list[TrialRef]] = {}
+    for r in ordered:
+        by_file.setdefault(r.path, []).append(r)
+    for path, rs in by_file.items():
+        with CalandraShard(path) as shard:
+            for r in rs:
+                value = shard.read_attrs(r.index).get("sim_robot")
+                if value is None:
+                    raise DatasetError(f"{r.source}: no sim_robot attribute; the sensor split needs "
+                                       "shards of tgp simulate")
+                robot[r.source] = int(value)
+    robots = sorted(set(robot.values()))
+    if len(robots) < 2:
+        raise DatasetError(f"sensor split needs at least 2 robots, got {len(robots)}")
+    k = min(max(round(train_fraction * len(robots)), 1), len(robots) - 1)
+    perm = np.random.default_rng(seed).permutation(len(robots))
+    train_robots = {robots[i] for i in perm[:k]}
+    train = [r for r in ordered if robot[r.source] in train_robots]
+    test = [r for r in ordered if robot[r.source] not in train_robots]
+    return Split(
+        kind="sensor", seed=seed, train=train, test=test,
+        params={"train_fraction": train_fraction, "robots": len(robots),
+                "train_robots": sorted(train_robots)},
+        stats={"train": _stats(train), "test": _stats(test)},
+    )
+
+
 def make_split(
     refs: ShardIndex | Sequence[TrialRef], kind: str = "paper", seed: int = 0, **params: Any
 ) -> Split:
-    """Make a split by name: ``"paper"`` (:func:`paper_split`) or ``"object"`` (:func:`object_split`).
+    """Make a split by name: ``"paper"``, ``"object"`` or ``"sensor"``.
+
+    :func:`paper_split`, :func:`object_split` or :func:`sensor_split` (seeded).
 
     ``params`` go to that function (``n_train``/``n_test`` or ``train_fraction``).
     """
@@ -219,7 +262,9 @@ def make_split(
         return paper_split(refs, seed=seed, **params)
     if kind == "object":
         return object_split(refs, seed=seed, **params)
-    raise ValueError(f"unknown split kind {kind!r}; known: 'paper', 'object'")
+    if kind == "sensor":
+        return sensor_split(refs, seed=seed, **params)
+    raise ValueError(f"unknown split kind {kind!r}; known: 'paper', 'object', 'sensor'")
 
 
 def split_fit_val(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
