@@ -118,8 +118,20 @@ def node_config(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     return cfg, given
 
 
-def _eval(args: argparse.Namespace) -> int:
+def topic_selection(args: argparse.Namespace | None, given: dict[str, Any]) -> Any:
+    """Return the topics a replay reads: the CLI's (``args``), the node's parameter file, else detected."""
     from tactile_grasp_predictor.replay.bag_source import TopicSelection
+
+    def pick(option: str, key: str | None) -> Any:
+        cli = getattr(args, option, None)
+        return cli if cli is not None or key is None else given.get(key)
+
+    return TopicSelection(pick("image_topic", "image_topic"), pick("joint_topic", "joint_states_topic"),
+                          pick("moving_topic", "moving_topic"), pick("status_topic", "grasp_state_topic"),
+                          pick("outcome_topic", None))
+
+
+def _eval(args: argparse.Namespace) -> int:
     from tactile_grasp_predictor.replay.evaluate import LabelTable, evaluate_bags
     from tactile_grasp_predictor.replay.report import write_report
     from tactile_grasp_predictor.session import SessionConfig
@@ -132,17 +144,7 @@ def _eval(args: argparse.Namespace) -> int:
         predictor = Predictor.from_bundle(args.bundle, backend=args.backend, num_threads=args.num_threads)
         predictor.warm_up()  # latencies then show steady-state decode + model time, as on a warm node
     labels = LabelTable.read(args.labels) if args.labels else None
-
-    def pick(cli: Any, key: str) -> Any:
-        return cli if cli is not None else given.get(key)
-
-    topics = TopicSelection(  # CLI first, then the node's parameter file, else auto-detection
-        pick(args.image_topic, "image_topic"),
-        pick(args.joint_topic, "joint_states_topic"),
-        pick(args.moving_topic, "moving_topic"),
-        pick(args.status_topic, "grasp_state_topic"),
-        args.outcome_topic,
-    )
+    topics = topic_selection(args, given)
     results = []
     for bag in args.bags:
         table = labels

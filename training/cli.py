@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("training.export", "export a trained encoder + probe as a model bundle"),
     "score": ("training.score", "run an exported bundle on the trials of a directory of shards"),
     "bag": ("training.bag_cli", "record, evaluate and play rosbag2 grasp recordings"),
+    "harvest": ("training.harvest", "shards of the Ta/Tb the node picks from bags or simulated streams"),
     "demo": ("training.demo", "simulate, train, then run the node live on a simulated robot"),
 }
 

@@ -1,30 +1,9 @@
-"""Temporary names for atomic writes that cannot collide across processes or machines.
+"""Temporary names for atomic writes: the runtime package's :mod:`tactile_grasp_predictor.tempfiles`.
 
-Every atomic write of the offline tools (checkpoints, cache entries, shards, split manifests)
-goes through a hidden sibling that is renamed over the target. On a shared filesystem two
-hosts can run processes with the same PID, so the sibling's name carries the host name too.
-
->>> temp_sibling(Path("/runs/a/checkpoint.pt")).name.startswith(".checkpoint.pt.tmp-")
-True
+The node writes shards too (``record_dir``), so the one implementation lives in the runtime
+package; the offline tools import it from here as before.
 """
 
-from __future__ import annotations
-
-import os
-import re
-import socket
-from pathlib import Path
+from tactile_grasp_predictor.tempfiles import host_name, temp_sibling
 
 __all__ = ["host_name", "temp_sibling"]
-
-
-def host_name() -> str:
-    """Return the short host name, reduced to characters that are safe in a file name."""
-    name = socket.gethostname().split(".")[0] or "host"
-    return re.sub(r"[^A-Za-z0-9_-]", "_", name)
-
-
-def temp_sibling(path: str | os.PathLike[str]) -> Path:
-    """Return ``path``'s hidden temporary sibling, unique to this host and process."""
-    target = Path(path)
-    return target.with_name(f".{target.name}.tmp-{host_name()}-{os.getpid()}")

@@ -30,7 +30,7 @@ import dataclasses
 import math
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -241,6 +241,7 @@ def evaluate_bag(
     max_warnings: int = 20,
     progress: bool = False,
     encodings: Sequence[str] | None = None,
+    on_job: Callable[[InferenceJob], None] | None = None,
 ) -> BagEvaluation:
     """Replay one bag offline; raises :class:`BagError` (naming the bag) only if it cannot be read at all.
 
@@ -249,6 +250,8 @@ def evaluate_bag(
     the node's trigger, time base and threshold (``SessionConfig.from_node_config`` of its
     parameters; default: the node's defaults). ``encodings``: the node's ``image_encodings``
     (default: its default); frames in other encodings are refused as the node refuses them.
+    ``on_job``: sees each grasp's :class:`InferenceJob` (the Ta/Tb the node picks) before the
+    model runs (``tgp harvest``).
     """
     source = BagSource(Path(path), topics or TopicSelection(), joint_width or default_joints())
     if encodings is not None:
@@ -261,7 +264,7 @@ def evaluate_bag(
         result.topics = source.topics
         assert source.topics is not None
         config = dataclasses.replace(config, joint_states=source.topics.joint_states is not None)
-        timebase = _replay(source, result, predictor, config, labels, lazy, progress)
+        timebase = _replay(source, result, predictor, config, labels, lazy, progress, on_job)
     finally:
         source.close()
     result.stamp_fallbacks = timebase.fallbacks
@@ -293,6 +296,7 @@ def _replay(
     labels: LabelTable | None,
     lazy: bool,
     progress: bool,
+    on_job: Callable[[InferenceJob], None] | None = None,
 ) -> TimeBase:
     from tqdm import tqdm
 
@@ -312,6 +316,8 @@ def _replay(
                     onsets[out.grasp_id] = out.t
                     onsets_log[out.grasp_id] = out.t + (log_t - session.last_t)
             elif isinstance(out, InferenceJob):
+                if on_job is not None:
+                    on_job(out)
                 t0 = time.perf_counter()
                 decision = session.decide(out, predictor)
                 elapsed = time.perf_counter() - t0  # the decision is made the compute time after the trigger
