@@ -224,6 +224,8 @@ def test_real_random_weight_bundle_is_loaded_and_decides(ros_context, tmp_path: 
         assert (msg.verdict == GraspDecision.LIFT) == (msg.p_success >= msg.threshold)
         assert wait_for(lambda: d.last_diag().get("model_loaded") == "True")
         assert d.last_diag()["backend"] == "onnx"  # backend auto (the default) + a bundle with model.onnx
+        # where the decision's time went (benchmarks/bench_node.py prints these): one model decision
+        assert wait_for(lambda: d.last_diag().get("stage_predict_ms", "").endswith("(1)"))
         assert gc.get_freeze_count() > 0  # the loaded model and imports are out of the collector's way
     finally:
         rig.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -37,6 +38,7 @@ from tactile_grasp_predictor.ros.conversions import decision_to_msg, stamp_to_fl
 from tactile_grasp_predictor.ros.debug_image import DebugImagePublisher
 from tactile_grasp_predictor.sensor_health import SensorHealth, SensorReference
 from tactile_grasp_predictor.session import GraspSession, Health, InferenceJob, SessionConfig, SessionOutput
+from tactile_grasp_predictor.stage_times import StageTimes, stage_durations
 from tactile_grasp_predictor.wsg import decode_status
 
 
@@ -81,6 +83,9 @@ class GraspRuntime:
         self._model: tuple[str, float | None] | None = None
         self._jobs: dict[int, GraspSession] = {}  # queued jobs → the session they belong to
         self._snapshots: dict[int, InferenceJob] = {}  # the last few grasps' jobs, for the debug image
+        self.stages = StageTimes()  # where each model decision's time went (diagnostics stage_*_ms)
+        self._marks: dict[str, float] = {}  # perf_counter marks of the callback now feeding the session
+        self._job_marks: dict[int, dict[str, float]] = {}  # queued job -> its marks so far
         self._subs: list[Any] = []
         self._tick: Any = None
         self._activations = 0
@@ -138,6 +143,7 @@ class GraspRuntime:
         """Return the grasp gate's and the sensor's health (lock held)."""
         gate = self.session.health(now, self.worker.status())
         gate.values["right_frames_received"] = str(self.received.get(self.inputs.get("right_image", ""), 0))
+        gate.values.update(self.stages.values())
         return gate, self.health.report()
 
     # ---------------------------------------------------------------- inputs (cheap; never block)
@@ -149,9 +155,16 @@ class GraspRuntime:
         """Count a message of an input topic once its receive time is read (``received``; lockstep replay)."""
         self.received[self.inputs[kind]] += 1
 
-    def step(self, feed: Callable[[GraspSession], Sequence[SessionOutput]]) -> None:
-        """Feed the session under the lock, publish what it says, draw the decisions outside the lock."""
+    def step(self, feed: Callable[[GraspSession], Sequence[SessionOutput]],
+             marks: dict[str, float] | None = None) -> None:
+        """Feed the session under the lock, publish what it says, draw the decisions outside the lock.
+
+        ``marks``: the callback's ``perf_counter`` readings so far (see
+        :mod:`~tactile_grasp_predictor.stage_times`).
+        """
+        marks = marks or {"start": time.perf_counter()}
         with self._lock:
+            self._marks = marks
             decided = self._emit(feed(self.session))
         self._draw(decided)
 
@@ -161,6 +174,7 @@ class GraspRuntime:
             change(self.session)
 
     def _on_image(self, msg: Any) -> None:
+        start = time.perf_counter()
         recv = self.now_s()
         self._count("image")
         try:
@@ -172,6 +186,7 @@ class GraspRuntime:
             if n == 1 or n % 100 == 0:
                 self._node.get_logger().warning(f"bad frame #{n}: {exc}")
             return
+        decoded = time.perf_counter()
         stamp = stamp_to_float(msg.header.stamp)
 
         def feed(s: GraspSession) -> Sequence[SessionOutput]:
@@ -181,7 +196,7 @@ class GraspRuntime:
                 self.health.add_idle(rgb, recv)
             return s.on_frame(stamp, recv, rgb)
 
-        self.step(feed)
+        self.step(feed, {"start": start, "decode": decoded})
 
     def _on_right_image(self, msg: Any) -> None:
         self._count("right_image")
@@ -244,21 +259,28 @@ class GraspRuntime:
 
     def _run_job(self, job: InferenceJob, predictor: PredictorLike | None) -> None:
         """Run the model outside the lock, then stamp and publish the decision under it."""
+        taken = time.perf_counter()
         with self._lock:
             session = self._jobs.pop(id(job), None)
+            marks = self._job_marks.pop(id(job), None)
         if session is None:
             return
         if predictor is not None:  # frames may be strided views of message buffers: own the two used
             job = dataclasses.replace(job, snapshot=dataclasses.replace(
                 job.snapshot, ta=_owned(job.snapshot.ta), tb=_owned(job.snapshot.tb)))
+        copied = time.perf_counter()
         decision = session.decide(job, predictor)
         end = self.now_s()
+        predicted = time.perf_counter()
         with self._lock:
             outputs = session.complete(job, decision, end)
             if session is not self.session or not self.subscribed:
                 self._node.get_logger().info(f"grasp {decision.grasp_id} decided after deactivation: dropped")
                 return
             decided = self._emit(outputs)
+        if marks is not None and predictor is not None:
+            marks.update(queue=taken, copy=copied, predict=predicted, publish=time.perf_counter())
+            self.stages.add(stage_durations(marks))
         self._draw(decided)
 
     # ---------------------------------------------------------------- outputs (lock held)
@@ -272,12 +294,14 @@ class GraspRuntime:
                 self._host.wake()
                 self.health.add(out.snapshot.ta.pixels())  # Ta is before contact
                 self._jobs[id(out)] = self.session
+                self._job_marks[id(out)] = {**self._marks, "feed": time.perf_counter()}
                 if self.debug is not None:
                     self._snapshots[out.snapshot.grasp_id] = out
                     while len(self._snapshots) > 4:
                         del self._snapshots[min(self._snapshots)]
                 if not self.worker.submit(out):
                     del self._jobs[id(out)]
+                    self._job_marks.pop(id(out), None)
                     decided += self._emit(self.session.reject(out, Reason.OVERLOADED, self.now_s()))
             else:
                 self._publish(out)
