@@ -1,14 +1,20 @@
 """Model bundles: a directory the node loads, with nothing to unpickle.
 
-Layout (format version 1)::
+Layout (format version 2)::
 
     bundle/
       manifest.json         format_version, model_id, created, architecture, input,
                             preprocessing, probe {kind, params}, threshold, training_method,
-                            config, data_fingerprint, metrics, files {name: sha256}
+                            config, data_fingerprint, metrics, onnx, provenance, trigger,
+                            files {name: sha256}
       encoder.safetensors   backbone state dict (keys ``backbone.*``)
       probe.safetensors     probe tensors (see :func:`~tactile_grasp_predictor.probes.probe_to_tensors`)
-      model.onnx            optional: normalised difference ``N x 3 x S x S`` → p(success) ``N``
+      model.onnx            optional: uint8 frames ``ta``, ``tb`` (``N x H x W x 3``, any size) →
+                            p(success) ``N``, preprocessing in the graph (:mod:`.onnx_graph`)
+      network.onnx          with model.onnx: normalised difference ``N x 3 x S x S`` → p(success)
+                            ``N`` (what the Predictor's ``onnx`` backend runs)
+
+Format 1 (still read): no ``provenance``/``trigger``; its ``model.onnx`` is the network graph.
 
 :func:`write_bundle` writes into a temporary sibling directory and renames it into place,
 so a reader never sees a half-written bundle. :func:`load_bundle` treats a bundle as
@@ -33,12 +39,13 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import hashlib
+import importlib.metadata
 import json
 import os
+import platform
 import shutil
 import stat
 import tempfile
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +59,13 @@ from torch import nn
 from tactile_grasp_predictor.bundle_manifest import FORMAT_VERSION, check_manifest, parse_manifest
 from tactile_grasp_predictor.errors import BundleError, ConfigError
 from tactile_grasp_predictor.models import ARCHS, Encoder
+from tactile_grasp_predictor.onnx_graph import (
+    NETWORK_INPUT,
+    ONNX_OPSET,
+    ONNX_OUTPUT,
+    write_frames_onnx,
+    write_network_onnx,
+)
 from tactile_grasp_predictor.preprocess import PreprocessConfig
 from tactile_grasp_predictor.probes import Probe, probe_from_tensors, probe_to_tensors
 
@@ -59,11 +73,15 @@ __all__ = [
     "ENCODER_FILE",
     "FORMAT_VERSION",
     "MANIFEST_FILE",
+    "NETWORK_FILE",
     "ONNX_FILE",
+    "ONNX_INPUT",
+    "ONNX_OUTPUT",
     "PROBE_FILE",
     "Bundle",
     "GraspModel",
     "load_bundle",
+    "provenance",
     "read_manifest",
     "read_regular_file",
     "write_bundle",
@@ -74,9 +92,8 @@ MANIFEST_FILE = "manifest.json"
 ENCODER_FILE = "encoder.safetensors"
 PROBE_FILE = "probe.safetensors"
 ONNX_FILE = "model.onnx"
-ONNX_INPUT = "x"
-ONNX_OUTPUT = "p_success"
-ONNX_TOLERANCE = 1e-4
+NETWORK_FILE = "network.onnx"
+ONNX_INPUT = NETWORK_INPUT  # the network graph's input (format 1: model.onnx's)
 #: Size limits checked before a file is read (the encoder's follow from its architecture).
 MAX_MANIFEST_BYTES = 1 << 20
 MAX_PROBE_BYTES = 256 << 20  # a KNN bank of 9,296 x 2048 float32 features is 76 MB
@@ -84,7 +101,7 @@ MAX_OTHER_FILE_BYTES = 64 << 20
 SAFETENSORS_HEADER_MAX = 1 << 20
 
 _CALLER_FIELDS = {"model_id", "preprocessing", "threshold", "training_method", "config", "data_fingerprint",
-                  "metrics", "notes"}
+                  "metrics", "notes", "trigger"}
 
 
 class GraspModel(nn.Module):
@@ -107,7 +124,11 @@ class GraspModel(nn.Module):
 
 @dataclass(frozen=True)
 class Bundle:
-    """A loaded, verified bundle; ``model`` is on the CPU in eval mode."""
+    """A loaded, verified bundle; ``model`` is on the CPU in eval mode.
+
+    ``onnx_path`` is the network graph the Predictor's ``onnx`` backend runs (normalised
+    tensor in); ``frames_onnx_path`` the frames graph (uint8 frames in; format 2 only).
+    """
 
     path: Path
     manifest: dict[str, Any]
@@ -116,6 +137,7 @@ class Bundle:
     threshold: float
     model_id: str
     onnx_path: Path | None
+    frames_onnx_path: Path | None = None
 
     @property
     def encoder(self) -> Encoder:
@@ -144,36 +166,33 @@ def _json_ready(value: Any, field: str) -> Any:
         raise ConfigError(f"manifest field {field!r}: not JSON-serialisable ({exc})") from exc
 
 
-def write_onnx(model: GraspModel, path: Path, crop: int, opset: int = 17) -> float:
-    """Export ``model`` to ONNX (dynamic batch) and check it against PyTorch.
+def write_onnx(model: GraspModel, path: Path, crop: int, opset: int = ONNX_OPSET) -> float:
+    """Export the network graph (normalised ``N x 3 x S x S`` → ``N``) and check it against PyTorch.
 
-    Returns:
-        The largest absolute difference between onnxruntime and PyTorch on a random batch.
-
-    Raises:
-        BundleError: the outputs differ by more than 1e-4.
-
+    Returns the largest absolute difference (:func:`~.onnx_graph.write_network_onnx`; ``opset`` is fixed).
     """
-    import onnxruntime as ort  # only needed for exporting / the onnx backend
+    if opset != ONNX_OPSET:
+        raise ConfigError(f"opset {opset}: this package exports opset {ONNX_OPSET}")
+    return write_network_onnx(model, path, crop)
 
-    model = model.eval()
-    example = torch.randn(2, 3, crop, crop, generator=torch.Generator().manual_seed(0))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # legacy-exporter deprecation and tracer notes
-        torch.onnx.export(
-            model, (example,), str(path), dynamo=False, opset_version=opset,
-            input_names=[ONNX_INPUT], output_names=[ONNX_OUTPUT],
-            dynamic_axes={ONNX_INPUT: {0: "n"}, ONNX_OUTPUT: {0: "n"}},
-        )
-    check = torch.randn(3, 3, crop, crop, generator=torch.Generator().manual_seed(1))
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = torch.from_numpy(sess.run([ONNX_OUTPUT], {ONNX_INPUT: check.numpy()})[0])
-    with torch.inference_mode():
-        ref = model(check)
-    diff = float((got - ref).abs().max())
-    if not diff <= ONNX_TOLERANCE:
-        raise BundleError(f"{path.name}: onnxruntime differs from PyTorch by {diff:.2e} > {ONNX_TOLERANCE}")
-    return diff
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def provenance() -> dict[str, str | None]:
+    """Return the versions of this package and the libraries a bundle is written with."""
+    import cv2
+    import numpy as np
+
+    from tactile_grasp_predictor import __version__
+
+    return {"package": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "onnx": _version("onnx"), "onnxruntime": _version("onnxruntime"), "numpy": np.__version__,
+            "opencv": cv2.__version__}
 
 
 def write_bundle(
@@ -193,8 +212,10 @@ def write_bundle(
         manifest_fields: ``preprocessing`` (:class:`PreprocessConfig` or its dict) and
             ``threshold`` (in [0, 1]) are required; optional ``model_id``,
             ``training_method``, ``config``, ``data_fingerprint``, ``metrics``, ``notes``
-            (JSON-serialisable).
-        export_onnx: also write ``model.onnx`` (checked against PyTorch within 1e-4).
+            (JSON-serialisable), ``trigger`` (``{"source": text, "settings": {TriggerConfig
+            field: value}}``: how the training frames were taken; checked by the schema).
+        export_onnx: also write ``network.onnx`` (checked against PyTorch within 1e-4) and
+            ``model.onnx``, the frames graph (checked against the Predictor's pipeline within 1e-4).
         overwrite: replace an existing bundle at ``out_dir`` (else it is an error).
 
     Raises:
@@ -232,11 +253,14 @@ def write_bundle(
     try:
         for name, data in ((ENCODER_FILE, enc_bytes), (PROBE_FILE, probe_bytes)):
             _write_synced(tmp / name, data)
-        onnx_diff = None
+        onnx_info = None
         if export_onnx:
             model = GraspModel(encoder, probe).to("cpu").eval()
-            onnx_diff = write_onnx(model, tmp / ONNX_FILE, pre_cfg.crop)
-            files[ONNX_FILE] = _sha256((tmp / ONNX_FILE).read_bytes())
+            onnx_info = {"opset": ONNX_OPSET,
+                         "max_abs_diff_vs_torch": write_network_onnx(model, tmp / NETWORK_FILE, pre_cfg.crop),
+                         "frames_max_abs_diff": write_frames_onnx(model, pre_cfg, tmp / ONNX_FILE)}
+            for name in (NETWORK_FILE, ONNX_FILE):
+                files[name] = _sha256((tmp / name).read_bytes())
         manifest: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "model_id": model_id,
@@ -255,9 +279,15 @@ def write_bundle(
             "data_fingerprint": _json_ready(manifest_fields.get("data_fingerprint"), "data_fingerprint"),
             "metrics": _json_ready(manifest_fields.get("metrics"), "metrics"),
             "notes": _json_ready(manifest_fields.get("notes"), "notes"),
-            "onnx": {"opset": 17, "max_abs_diff_vs_torch": onnx_diff} if export_onnx else None,
+            "onnx": onnx_info,
+            "provenance": provenance(),
+            "trigger": _json_ready(manifest_fields.get("trigger"), "trigger"),
             "files": files,
         }
+        try:
+            check_manifest(manifest)  # what the reader will refuse is refused here, naming the field
+        except BundleError as exc:
+            raise ConfigError(f"manifest: {exc}") from exc
         _write_synced(tmp / MANIFEST_FILE, (json.dumps(manifest, indent=2, sort_keys=False) + "\n").encode())
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
@@ -352,7 +382,7 @@ def _size_limits(name: str, encoder_bytes: int, probe_bytes: int) -> tuple[int, 
         return encoder_bytes, encoder_bytes + SAFETENSORS_HEADER_MAX
     if name == PROBE_FILE:
         return 0, MAX_PROBE_BYTES
-    if name == ONNX_FILE:  # the same weights in another container (+ the probe's, + the graph)
+    if name in (ONNX_FILE, NETWORK_FILE):  # the same weights in another container (+ probe, + graph)
         return 0, encoder_bytes + probe_bytes + SAFETENSORS_HEADER_MAX * 16
     return 0, MAX_OTHER_FILE_BYTES
 
@@ -453,25 +483,31 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
         raise BundleError(f"{ppath}: {exc}") from exc
     if probe.in_dim != ARCHS[arch]:
         raise BundleError(f"{ppath}: probe input dim {probe.in_dim} != {arch} features {ARCHS[arch]}")
-    others = sorted(files, key=lambda n: (n == ONNX_FILE, n))  # model.onnx (big) after the encoder
+    graphs = (ONNX_FILE, NETWORK_FILE)
+    others = sorted(files, key=lambda n: (n in graphs, n))  # the ONNX graphs (big) after the encoder
     def verified(name: str) -> bytes:
         return _read_verified(root, name, files[name], _size_limits(name, encoder_bytes, len(probe_blob)))
 
-    for name in [n for n in others if n not in (PROBE_FILE, ENCODER_FILE, ONNX_FILE)]:
+    for name in [n for n in others if n not in (PROBE_FILE, ENCODER_FILE, *graphs)]:
         verified(name)
     enc_blob = verified(ENCODER_FILE)
     enc_tensors = _safetensors(enc_blob, root / ENCODER_FILE)
     del enc_blob
     skeleton, meta = _encoder(arch)
     encoder = _load_encoder(arch, skeleton, meta, enc_tensors, root / ENCODER_FILE)
-    onnx_path = None
-    if ONNX_FILE in files:  # verified here; onnxruntime reads it when the onnx backend is chosen
-        verified(ONNX_FILE)
-        onnx_path = root / ONNX_FILE
+    for name in graphs:  # verified here; onnxruntime reads them when asked to
+        if name in files:
+            verified(name)
+    frames_onnx_path = None
+    if manifest["format_version"] == 1:  # its model.onnx is the network graph
+        onnx_path = root / ONNX_FILE if ONNX_FILE in files else None
+    else:
+        onnx_path = root / NETWORK_FILE if NETWORK_FILE in files else None
+        frames_onnx_path = root / ONNX_FILE if ONNX_FILE in files else None
     model = GraspModel(encoder, probe).eval()
     pre = PreprocessConfig.from_dict(manifest["preprocessing"])  # checked by the schema
     threshold, model_id = float(manifest["threshold"]), str(manifest["model_id"])
-    return Bundle(root, manifest, model, pre, threshold, model_id, onnx_path)
+    return Bundle(root, manifest, model, pre, threshold, model_id, onnx_path, frames_onnx_path)
 
 
 def main(argv: list[str] | None = None) -> int:

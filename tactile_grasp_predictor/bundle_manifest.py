@@ -1,6 +1,7 @@
 """The schema of a bundle's ``manifest.json``: one table of fields, each with its check.
 
-:data:`MANIFEST_FIELDS` lists every top-level field a format-1 manifest may hold, whether it
+:data:`MANIFEST_FIELDS` lists every top-level field a manifest may hold (format 2; a format-1
+manifest is read by the same table: the fields format 2 added are optional), whether it
 is required, and the check its value must pass (types, finite numbers in range, bounded
 sizes and lengths). :data:`PROBE_PARAMS` does the same for ``probe.params`` per probe kind.
 A field not in the table is refused, so a writer that adds one (ONNX preprocessing,
@@ -26,12 +27,13 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from tactile_grasp_predictor.errors import BundleError
 from tactile_grasp_predictor.models import ARCHS
 from tactile_grasp_predictor.probes import PROBE_KINDS
+from tactile_grasp_predictor.tracker import TriggerConfig
 
 __all__ = [
     "FORMAT_VERSION",
@@ -39,12 +41,18 @@ __all__ = [
     "MAX_FILES",
     "MAX_INPUT_SIDE",
     "PROBE_PARAMS",
+    "READABLE_VERSIONS",
     "ManifestField",
     "check_manifest",
     "parse_manifest",
 ]
 
-FORMAT_VERSION = 1
+#: The format :func:`~tactile_grasp_predictor.bundle.write_bundle` writes. 2 added the frames
+#: graph (``model.onnx`` takes uint8 frames; the network graph moved to ``network.onnx``),
+#: ``provenance`` and ``trigger``.
+FORMAT_VERSION = 2
+#: The formats this reader loads (format 1: ``model.onnx`` is the network graph).
+READABLE_VERSIONS = (1, 2)
 #: Largest frame side a bundle may resize to (the network input is a crop of it).
 MAX_INPUT_SIDE = 4096
 #: Most files a manifest may list.
@@ -184,8 +192,9 @@ def _check_object(v: Any, where: str, fields: Mapping[str, tuple[Check, bool]]) 
 
 
 def _format_version(v: Any, where: str) -> None:
-    if isinstance(v, bool) or v != FORMAT_VERSION:
-        raise InvalidError(f"format_version {_describe(v)} unknown (this reader knows {FORMAT_VERSION})")
+    if isinstance(v, bool) or v not in READABLE_VERSIONS:
+        raise InvalidError(f"format_version {_describe(v)} unknown (this reader knows "
+                           f"{', '.join(map(str, READABLE_VERSIONS))})")
 
 
 def _files(v: Any, where: str) -> None:
@@ -222,6 +231,27 @@ PROBE_PARAMS: dict[str, dict[str, tuple[Check, bool]]] = {
 }
 
 
+_TRIGGER_NUMBERS = {f.name for f in fields(TriggerConfig)} - {"contact_required", "frame_buffer_size"}
+
+
+def _trigger_settings(v: Any, where: str) -> None:
+    """Accept some of :class:`~tactile_grasp_predictor.tracker.TriggerConfig`'s fields, plausible values."""
+    checks: dict[str, tuple[Check, bool]] = {
+        name: (optional(number(0.0, 1e6)), False) for name in _TRIGGER_NUMBERS}
+    checks["contact_required"] = (boolean, False)
+    checks["frame_buffer_size"] = (integer(1, 1_000_000), False)
+    _check_object(v, where, checks)
+
+
+_VERSION = text(64)
+PROVENANCE: dict[str, tuple[Check, bool]] = {
+    "package": (_VERSION, True), "python": (_VERSION, False), "torch": (_VERSION, False),
+    "onnx": (optional(_VERSION), False), "onnxruntime": (optional(_VERSION), False),
+    "numpy": (_VERSION, False), "opencv": (_VERSION, False)}
+TRIGGER: dict[str, tuple[Check, bool]] = {
+    "source": (text(512), False), "settings": (_trigger_settings, True)}
+
+
 @dataclass(frozen=True)
 class ManifestField:
     """One top-level field of ``manifest.json``: its name, check, whether required, and what it holds."""
@@ -232,9 +262,9 @@ class ManifestField:
     doc: str
 
 
-#: Every field of a format-1 manifest (the writer: :func:`~tactile_grasp_predictor.bundle.write_bundle`).
+#: Every field of a manifest (the writer: :func:`~tactile_grasp_predictor.bundle.write_bundle`).
 MANIFEST_FIELDS: tuple[ManifestField, ...] = (
-    ManifestField("format_version", _format_version, True, "the format, 1"),
+    ManifestField("format_version", _format_version, True, "the format, 2 (1 is read too)"),
     ManifestField("model_id", text(256, empty=False), True, "the id every decision carries"),
     ManifestField("created", text(64), False, "ISO 8601 time of writing"),
     ManifestField("architecture", mapping({"arch": (choice(*ARCHS), True),
@@ -258,8 +288,14 @@ MANIFEST_FIELDS: tuple[ManifestField, ...] = (
     ManifestField("metrics", any_json, False, "free-form"),
     ManifestField("notes", any_json, False, "free-form"),
     ManifestField("onnx", optional(mapping({"opset": (integer(7, 64), True),
-                                            "max_abs_diff_vs_torch": (optional(number(0.0, 1.0)), False)})),
-                  False, "how model.onnx was exported and checked"),
+                                            "max_abs_diff_vs_torch": (optional(number(0.0, 1.0)), False),
+                                            "frames_max_abs_diff": (optional(number(0.0, 1.0)), False)})),
+                  False, "how the ONNX graphs were exported and checked (network vs torch, frames vs "
+                         "the Predictor's pipeline)"),
+    ManifestField("provenance", mapping(PROVENANCE), False,
+                  "versions of the package and the libraries that wrote the bundle"),
+    ManifestField("trigger", optional(mapping(TRIGGER)), False,
+                  "the trigger settings under which the training frames were taken (null: unknown)"),
     ManifestField("files", _files, True, "file name → sha256 of every file"),
 )
 _FIELDS: dict[str, tuple[Check, bool]] = {f.name: (f.check, f.required) for f in MANIFEST_FIELDS}
@@ -341,3 +377,4 @@ def check_manifest(manifest: dict[str, Any]) -> None:
     size = (manifest.get("input") or {}).get("size", pre["crop"])
     if size != pre["crop"]:
         raise BundleError(f"field 'input.size': {size} but preprocessing.crop is {pre['crop']}")
+

@@ -16,6 +16,7 @@ from helpers.bundles import make_random_bundle, random_model
 from tactile_grasp_predictor.bundle import (
     ENCODER_FILE,
     MANIFEST_FILE,
+    NETWORK_FILE,
     ONNX_FILE,
     PROBE_FILE,
     GraspModel,
@@ -97,19 +98,22 @@ def test_onnx_matches_torch(kind: str, bundles: dict[str, Path]) -> None:
 def test_manifest_contents(bundles: dict[str, Path]) -> None:
     path = bundles["mlp"]
     m = json.loads((path / MANIFEST_FILE).read_text())
-    assert m["format_version"] == 1
-    assert set(m["files"]) == {ENCODER_FILE, PROBE_FILE, ONNX_FILE}
-    assert {p.name for p in path.iterdir()} == {MANIFEST_FILE, ENCODER_FILE, PROBE_FILE, ONNX_FILE}
+    assert m["format_version"] == 2
+    assert set(m["files"]) == {ENCODER_FILE, PROBE_FILE, ONNX_FILE, NETWORK_FILE}
+    assert {p.name for p in path.iterdir()} == {MANIFEST_FILE, *m["files"]}
     assert PreprocessConfig.from_dict(m["preprocessing"]) == PRE
     assert m["architecture"] == {"arch": "resnet18", "feat_dim": 512}
     assert m["probe"]["kind"] == "mlp" and m["probe"]["params"]["n_layers"] == 2
-    assert m["onnx"]["max_abs_diff_vs_torch"] <= 1e-4
+    assert m["onnx"]["max_abs_diff_vs_torch"] <= 1e-4 and m["onnx"]["frames_max_abs_diff"] <= 1e-4
     assert m["training_method"] == "random (test fixture)"
+    assert m["provenance"]["package"] and m["provenance"]["torch"] == torch.__version__
+    assert m["provenance"]["onnx"] and m["trigger"] is None  # the fixture does not say
     b = load_bundle(path)
-    assert b.onnx_path == path / ONNX_FILE and b.model_id == m["model_id"]
+    assert b.onnx_path == path / NETWORK_FILE and b.frames_onnx_path == path / ONNX_FILE
+    assert b.model_id == m["model_id"]
 
 
-@pytest.mark.parametrize("name", [ENCODER_FILE, PROBE_FILE, ONNX_FILE])
+@pytest.mark.parametrize("name", [ENCODER_FILE, PROBE_FILE, ONNX_FILE, NETWORK_FILE])
 def test_one_changed_byte_is_caught(name: str, bundles: dict[str, Path], tmp_path: Path) -> None:
     path = _copy(bundles["knn"], tmp_path)
     data = bytearray((path / name).read_bytes())
@@ -126,8 +130,8 @@ def test_missing_file_bad_json_wrong_version(bundles: dict[str, Path], tmp_path:
         load_bundle(path)
     path = _copy(bundles["mlp"], tmp_path / "v")
     m = json.loads((path / MANIFEST_FILE).read_text())
-    (path / MANIFEST_FILE).write_text(json.dumps({**m, "format_version": 2}))
-    with pytest.raises(BundleError, match="format_version 2 unknown"):
+    (path / MANIFEST_FILE).write_text(json.dumps({**m, "format_version": 3}))
+    with pytest.raises(BundleError, match="format_version 3 unknown"):
         load_bundle(path)
     (path / MANIFEST_FILE).write_text(json.dumps(m)[:-10])
     with pytest.raises(BundleError, match=r"manifest\.json: unreadable or not JSON"):

@@ -96,7 +96,12 @@ def test_pipes_and_directories_are_not_weights(bundle: Path) -> None:
     ("model_id", "", r"model_id': '' must be a non-empty string"),
     ("architecture.arch", "resnet9", r"architecture\.arch': 'resnet9' is not one of"),
     ("files.encoder.safetensors", "00", "sha256 of"),
-    ("provenance", {"by": "someone"}, r"field 'provenance': unknown \(known:"),
+    ("origin", {"by": "someone"}, r"field 'origin': unknown \(known:"),
+    ("provenance.by", "someone", r"provenance\.by': unknown"),
+    ("provenance.torch", 2.1, r"provenance\.torch': 2\.1 is not a string"),
+    ("trigger", {"settings": {"tb_delay_s": -1}}, r"trigger\.settings\.tb_delay_s': -1 is not in"),
+    ("trigger", {"settings": {"contact_required": 1}}, r"contact_required': 1 is not true or false"),
+    ("onnx", {"opset": 17, "frames_max_abs_diff": "0"}, r"onnx\.frames_max_abs_diff': '0' is not a number"),
 ])
 def test_manifest_values_are_checked_against_the_schema(bundle: Path, field: str, value: Any,
                                                         says: str) -> None:

@@ -9,7 +9,9 @@ threshold rule (``--threshold-rule``) is by default ``balanced_accuracy`` (LIFT 
 errors weigh the same whatever the class balance); ``precision>=P`` serves a pick gate
 where a failed lift costs more than a regrasp: the lowest threshold (most lifts) whose
 validation LIFT precision reaches ``P``. The bundle records the preprocessing, threshold,
-metrics, config and a data fingerprint (cache fingerprints + split). Finally the bundle is
+metrics, config, a data fingerprint (cache fingerprints + split), the library versions and,
+when known (``--trigger``, or the data's own record), the trigger settings under which the
+training frames were taken (the node warns when its own differ). Finally the bundle is
 loaded back through :class:`~tactile_grasp_predictor.predictor.Predictor` and must
 reproduce the offline probabilities on test trials.
 """
@@ -18,16 +20,19 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Mapping
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tactile_grasp_predictor.bundle import write_bundle
+from tactile_grasp_predictor.bundle import ONNX_FILE, write_bundle
 from tactile_grasp_predictor.errors import ConfigError
 from tactile_grasp_predictor.metrics import VerdictMetrics, binary_metrics, json_safe
 from tactile_grasp_predictor.predictor import Predictor
 from tactile_grasp_predictor.sensor_health import SensorReference
+from tactile_grasp_predictor.tracker import TriggerConfig
 from training.cli import add_common_arguments, add_run_arguments, load_data
 from training.data.sets import TactileSet
 from training.data.splits import split_fit_val
@@ -103,10 +108,14 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, rule: str = "balanced_accurac
 def export_bundle(trained: TrainResult, train_set: TactileSet, test_set: TactileSet, out: Path,
                   probe_kind: str = "mlp", onnx: bool = False, data_info: dict[str, Any] | None = None,
                   overwrite: bool = False, threshold_rule: str = "balanced_accuracy",
+                  trigger: Mapping[str, Any] | None = None,
                   ) -> tuple[Path, dict[str, Any]]:
     """Fit the probe, choose the threshold by ``threshold_rule``, write and verify the bundle.
 
     Returns (bundle path, metrics). ``threshold_rule``: see :func:`choose_threshold`.
+    ``trigger``: the manifest's ``trigger`` record, ``{"source": text, "settings": {TriggerConfig
+    field: value}}`` (default: ``data_info["trigger"]`` if the data records one, else unknown).
+    With ``onnx``, the frames graph ``model.onnx`` must reproduce the Predictor on test frames.
     """
     cfg = trained.config
     rule_text = describe_threshold_rule(threshold_rule)  # a bad rule fails before the slow part
@@ -133,10 +142,13 @@ def export_bundle(trained: TrainResult, train_set: TactileSet, test_set: Tactile
     fingerprint = {"kind": "synthetic"} if data_info is None else {
         k: data_info[k] for k in ("kind", "seed", "n_train", "n_test", "fingerprint") if k in data_info
     }
+    if trigger is None and data_info is not None:
+        trigger = data_info.get("trigger")
     path = write_bundle(out, enc, probe, {
         "preprocessing": trained.preprocess, "threshold": threshold,
         "training_method": cfg.method, "config": cfg.to_dict(),
         "data_fingerprint": fingerprint, "metrics": json_safe(metrics),  # undefined (NaN) → null
+        "trigger": None if trigger is None else dict(trigger),
     }, export_onnx=onnx, overwrite=overwrite)
     # the runtime must reproduce the offline pipeline on raw test frames
     n = min(8, len(test_set))
@@ -147,7 +159,39 @@ def export_bundle(trained: TrainResult, train_set: TactileSet, test_set: Tactile
         if diff > 1e-3:
             raise ConfigError(f"{path}: {backend} Predictor differs from the offline probe by {diff:.2e}")
         metrics[f"runtime_check_{backend}_max_abs_diff"] = diff
+    if onnx:  # the frames graph alone, on raw test frames, against the Predictor
+        diff = frames_graph_diff(path, test_set.before[:n], test_set.during[:n], got)
+        if diff > 1e-4:
+            raise ConfigError(f"{path}: model.onnx on raw frames differs from the Predictor by {diff:.2e}")
+        metrics["runtime_check_frames_onnx_max_abs_diff"] = diff
     return path, metrics
+
+
+def frames_graph_diff(bundle: Path, tas: Any, tbs: Any, expected: np.ndarray) -> float:
+    """Largest ``|p - expected|`` of the bundle's frames graph (``model.onnx``) run one pair at a time."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(Path(bundle) / ONNX_FILE), providers=["CPUExecutionProvider"])
+    got = [float(sess.run(None, {"ta": np.asarray(a)[None], "tb": np.asarray(b)[None]})[0][0])
+           for a, b in zip(tas, tbs, strict=True)]
+    return float(np.abs(np.asarray(got) - np.asarray(expected, np.float64)).max()) if got else 0.0
+
+
+def parse_trigger_settings(text: str) -> dict[str, Any]:
+    """``"tb_delay_s=0.75,settle_window_s=0.25"`` → the manifest's ``trigger`` record; ConfigError if bad."""
+    settings: dict[str, Any] = {}
+    names = {f.name for f in fields(TriggerConfig)}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep or name.strip() not in names:
+            raise ConfigError(f"--trigger {item!r}: expected FIELD=VALUE with FIELD one of {sorted(names)}")
+        v = value.strip().lower()
+        try:
+            settings[name.strip()] = (v == "true") if v in ("true", "false") else None if v == "none" \
+                else int(v) if name.strip() == "frame_buffer_size" else float(v)
+        except ValueError as exc:
+            raise ConfigError(f"--trigger {item!r}: {value!r} is not a number") from exc
+    return {"source": "tgp export --trigger", "settings": settings}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -155,7 +199,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(parser)
     parser.add_argument("--out", type=Path, required=True, help="bundle directory to write")
     parser.add_argument("--probe", default="mlp", choices=PROBES)
-    parser.add_argument("--onnx", action="store_true", help="also write model.onnx (checked within 1e-4)")
+    parser.add_argument("--onnx", action="store_true",
+                        help="also write model.onnx (uint8 frames in, preprocessing in the graph) and "
+                             "network.onnx (the Predictor's onnx backend), each checked within 1e-4")
+    parser.add_argument("--trigger", default=None, metavar="FIELD=V,...",
+                        help="the trigger settings the training frames were taken with, e.g. "
+                             "tb_delay_s=0.75,settle_window_s=0.25 (recorded; the node warns on a mismatch)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
     parser.add_argument("--threshold-rule", default="balanced_accuracy", metavar="RULE",
                         help="balanced_accuracy (default) or precision>=P, e.g. precision>=0.85: the "
@@ -166,10 +215,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``tgp export``."""
     parse_threshold_rule(args.threshold_rule)
+    trigger = parse_trigger_settings(args.trigger) if args.trigger else None
     trained = load_trained(args.run)
     train_set, test_set, info = load_data(args, trained.config)
     path, m = export_bundle(trained, train_set, test_set, args.out, args.probe, args.onnx, info,
-                            args.overwrite, args.threshold_rule)
+                            args.overwrite, args.threshold_rule, trigger)
     t = m["test"]
     print(f"bundle {path}: threshold {m['threshold']:.2f} "
           f"(chosen on {m['validation']['n']} validation trials)")

@@ -27,6 +27,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 from tactile_grasp_msgs.msg import GraspDecision
 
+from tactile_grasp_predictor.bundle_trigger import trigger_differences
 from tactile_grasp_predictor.decision import Decision, Verdict
 from tactile_grasp_predictor.errors import FrameError
 from tactile_grasp_predictor.gate import Frame, PhaseChanged, Reason
@@ -251,6 +252,11 @@ class GraspRuntime:
             return
         manifest = getattr(getattr(predictor, "bundle", None), "manifest", None)
         reference, why = SensorReference.from_manifest(manifest)
+        differing = trigger_differences(manifest if isinstance(manifest, dict) else None, self.cfg.trigger)
+        if differing:  # once per configuration: the frames the node picks are not the training frames
+            log.warning("trigger settings differ from those the bundle's training frames were taken with: "
+                        + ", ".join(f"trigger.{k} is {ours!r}, the bundle's {theirs!r}"
+                                    for k, (theirs, ours) in differing.items()))
         with self._lock:
             self._model = (str(predictor.model_id), getattr(predictor, "threshold", None))
             self.session.set_model(*self._model)
