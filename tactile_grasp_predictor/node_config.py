@@ -227,6 +227,20 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "sensor health: diagnostics WARN when no-contact frames drift this many training standard "
               "deviations from the bundle's frame statistics (gel wear, lighting, a different sensor)",
               lo=0.5, hi=1000.0),
+    # The robot records its own data (recorder.py, docs/recording.md).
+    ParamSpec("record_dir", "",
+              "record every decided grasp (Ta, Tb as received, stamps, decision, p, reason, outcome) into "
+              "Calandra-layout shards here, off the decision path (empty: off)", read_only=True),
+    ParamSpec("record_outcome_topic", "grasp/outcome",
+              "std_msgs/Bool: the lift's outcome, the label of the last decided grasp (with record_dir)",
+              read_only=True),
+    ParamSpec("record_outcome_timeout_s", 5.0,
+              "wall seconds a recorded grasp waits for its outcome; then it is written unlabelled",
+              lo=0.0, hi=600.0, read_only=True),
+    ParamSpec("record_queue_size", 16, "grasps queued for the recorder before further ones are dropped",
+              lo=1, hi=1000, read_only=True),
+    ParamSpec("record_shard_trials", 10, "trials per recorded shard (each rewritten atomically per trial)",
+              lo=1, hi=1000, read_only=True),
     *_trigger_specs(),
 )
 

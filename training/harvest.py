@@ -12,9 +12,11 @@ snapshots. This command runs the node's decision path over recorded streams, exa
 ``is_gripping`` = the label, ``object_name``, plus ``node_*`` attributes (no clash with the
 Calandra or ``sim_*`` keys): ``node_ta_stamp``, ``node_tb_stamp`` (the decision's stamps),
 ``node_t_trigger``, ``node_grasp_id``, ``node_reason``, ``node_verdict``, ``node_p_success``
-(NaN without ``--bundle``), ``node_threshold``, ``node_model_id``, ``node_contact`` (the
-contact evidence the trigger saw), ``node_source`` (the bag or simulated trial) and
-``node_label_source``. ``tgp train / probe / export / score --data DIR`` read them unchanged.
+(NaN without ``--bundle``), ``node_threshold``, ``node_model_id``, ``node_latency_ms``,
+``node_contact`` (the contact evidence the trigger saw), ``node_source`` (the bag or simulated
+trial) and ``node_label_source``: the keys the node's own recorder writes
+(:func:`~tactile_grasp_predictor.recorder.grasp_trial`). ``tgp train / probe / export / score
+--data DIR`` read them unchanged.
 
 Simulated shards with streams are first written as a rosbag2 bag (``tgp bag record``'s
 :func:`~training.bag_record.write_bag`, into a temporary folder under ``--out``), so they
@@ -34,12 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from tactile_grasp_predictor.data.calandra import CalandraShard
 from tactile_grasp_predictor.data.shard_writer import write_shard
 from tactile_grasp_predictor.errors import BagError, DatasetError, TgpError
 from tactile_grasp_predictor.gate import Reason
+from tactile_grasp_predictor.recorder import grasp_trial
 from tactile_grasp_predictor.session import InferenceJob
 
 #: Decisions whose Ta/Tb the model judged (or would have: no model loaded).
@@ -62,30 +63,6 @@ class HarvestSummary:
         skipped = ", ".join(f"{k}: {v}" for k, v in sorted(self.skipped.items())) or "none"
         return (f"{self.trials} trials ({self.successes} successes) from {self.grasps} grasps in "
                 f"{len(self.files)} shard(s); without a trial: {skipped}")
-
-
-def _trial(job: InferenceJob, result: Any, object_name: str, source: str) -> dict[str, Any]:
-    """One harvested grasp in the Calandra layout (``result``: its ``GraspResult``)."""
-    snap, d = job.snapshot, result.decision
-    p = float(d.p_success)
-    return {
-        "object_name": object_name.encode("utf-8", "replace"),
-        "is_gripping": int(bool(result.label)),
-        "gelsightA_before": np.ascontiguousarray(snap.ta.pixels()),
-        "gelsightA_during": np.ascontiguousarray(snap.tb.pixels()),
-        "node_ta_stamp": float(d.ta_stamp if d.ta_stamp is not None else snap.ta.t),
-        "node_tb_stamp": float(d.tb_stamp if d.tb_stamp is not None else snap.tb.t),
-        "node_t_trigger": float(snap.t_trigger),
-        "node_grasp_id": int(result.grasp_id),
-        "node_reason": str(d.reason),
-        "node_verdict": d.verdict.name,
-        "node_p_success": p,
-        "node_threshold": float(d.threshold),
-        "node_model_id": str(d.model_id),
-        "node_contact": snap.contact.summary() if snap.contact is not None else "",
-        "node_source": source,
-        "node_label_source": str(result.label_source),
-    }
 
 
 class _ShardSink:
@@ -141,7 +118,7 @@ def harvest_bag(bag: Path, sink: _ShardSink, predictor: Any, node: tuple[Any, di
             continue
         named = names(g) if names is not None else None
         name, source = named or (result.bag, f"{result.bag}:grasp{g.grasp_id}")
-        sink.add(_trial(job, g, name, source))
+        sink.add(grasp_trial(g.decision, job.snapshot, g.label, name, source, g.label_source))
 
 
 def _object_names(paths: Sequence[Path]) -> dict[str, str]:

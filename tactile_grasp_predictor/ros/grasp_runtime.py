@@ -17,6 +17,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -34,6 +35,7 @@ from tactile_grasp_predictor.gate import Frame, PhaseChanged, Reason
 from tactile_grasp_predictor.gripper import joint_state_effort, joint_state_width
 from tactile_grasp_predictor.inference import InferenceWorker, PredictorLike
 from tactile_grasp_predictor.node_config import NodeConfig
+from tactile_grasp_predictor.recorder import GraspRecorder, RecorderConfig
 from tactile_grasp_predictor.ros import inputs
 from tactile_grasp_predictor.ros.conversions import decision_to_msg, stamp_to_float
 from tactile_grasp_predictor.ros.debug_image import DebugImagePublisher
@@ -80,6 +82,7 @@ class GraspRuntime:
         self.frame_id = str(cfg["frame_id"])
         self.health = SensorHealth(None, float(cfg["sensor_drift_warn"]), "no model loaded")
         self.debug = DebugImagePublisher(node, "right_image" in self.inputs) if cfg["debug_image"] else None
+        self.recorder = _recorder(cfg)  # record_dir: decided grasps into shards, on its own thread
         self.closing = False
         self._model: tuple[str, float | None] | None = None
         self._jobs: dict[int, GraspSession] = {}  # queued jobs → the session they belong to
@@ -117,6 +120,10 @@ class GraspRuntime:
         handlers = inputs.Handlers(self._on_image, self._on_right_image, self._on_joint_state,
                                    self._on_moving, self._on_status)
         self._subs = inputs.subscribe(self._node, self.cfg, handlers, self._group, self.status_msg)
+        if self.recorder is not None:
+            topic = str(self.cfg["record_outcome_topic"])
+            self._subs.append(self._node.create_subscription(Bool, topic, self._on_outcome, 10,
+                                                             callback_group=self._group))
         self._tick = self._node.create_timer(float(self.cfg["tick_period_s"]), self._on_tick,
                                              callback_group=self._group)
 
@@ -138,12 +145,16 @@ class GraspRuntime:
         self.worker.stop()
         if self.debug is not None:
             self.debug.destroy()
+        if self.recorder is not None:
+            self.recorder.close()  # the queued grasps are written, the shards complete
         return self.id_offset + self.session.grasp_id
 
     def diagnostics(self, now: float) -> tuple[Health, Health]:
         """Return the grasp gate's and the sensor's health (lock held)."""
         gate = self.session.health(now, self.worker.status())
         gate.values["right_frames_received"] = str(self.received.get(self.inputs.get("right_image", ""), 0))
+        if self.recorder is not None:
+            gate.values.update(self.recorder.values())
         gate.values.update(self.stages.values())
         return gate, self.health.report()
 
@@ -238,6 +249,10 @@ class GraspRuntime:
         self.step(lambda s: s.on_status(stamp, recv, status.state, status.width_m, status.moving,
                                         has_header=header is not None))
 
+    def _on_outcome(self, msg: Bool) -> None:
+        if self.recorder is not None:
+            self.recorder.outcome(bool(msg.data))
+
     def _on_tick(self) -> None:
         recv = self.now_s()
         self.step(lambda s: s.on_tick(recv))
@@ -301,7 +316,7 @@ class GraspRuntime:
                 self.health.add(out.snapshot.ta.pixels())  # Ta is before contact
                 self._jobs[id(out)] = self.session
                 self._job_marks[id(out)] = {**self._marks, "feed": time.perf_counter()}
-                if self.debug is not None:
+                if self.debug is not None or self.recorder is not None:
                     self._snapshots[out.snapshot.grasp_id] = out
                     while len(self._snapshots) > 4:
                         del self._snapshots[min(self._snapshots)]
@@ -337,7 +352,22 @@ class GraspRuntime:
             self._node.get_logger().warning(text)
 
     def _draw(self, decided: list[Decision]) -> None:
-        """Offer each decision, with its grasp's Ta/Tb if known, to the debug image (lock not held)."""
+        """Offer each decision, with its grasp's Ta/Tb if known, to the debug image and the recorder."""
         if self.debug is not None:
             for d in decided:
                 self.debug.offer(self.numbered(d), self._snapshots.get(d.grasp_id), self.frame_id)
+        if self.recorder is not None:
+            for d in decided:  # a non-blocking put: the writing happens on the recorder's thread
+                job = self._snapshots.get(d.grasp_id)
+                snap = job.snapshot if job is not None else None  # an ABORT before Tb: no frames
+                same = snap is not None and (snap.ta.stamp, snap.tb.stamp) == (d.ta_stamp, d.tb_stamp)
+                self.recorder.add(self.numbered(d), snap if same else None)
+
+
+def _recorder(cfg: NodeConfig) -> GraspRecorder | None:
+    """Return the recorder ``record_dir`` asks for (None: off)."""
+    if not cfg["record_dir"]:
+        return None
+    return GraspRecorder(RecorderConfig(
+        Path(str(cfg["record_dir"])), int(cfg["record_queue_size"]), int(cfg["record_shard_trials"]),
+        float(cfg["record_outcome_timeout_s"])))

@@ -103,11 +103,13 @@ def load_splits(data_dir: Path, cfg: TrainConfig, cache_dir: Path | None = None,
     manifest), the cache fingerprints of both sides (the bundle's data fingerprint) and
     whether this call built each side's cache entry (``cache_built``) or found it.
     """
-    from tactile_grasp_predictor.data.calandra import index_shards
+    from tactile_grasp_predictor.data.calandra import gelsight_key, index_shards
     from training.data.cache import build_cache
     from training.data.splits import make_split
 
-    index = index_shards(data_dir)
+    # the two frames training reads: shards of the node's own grasps hold only those (recorder.py)
+    keys = tuple(gelsight_key(cfg.finger, when) for when in ("before", "during"))
+    index = index_shards(data_dir, keys=keys)
     if len(index) == 0:
         raise DatasetError(f"{data_dir}: no usable trials")
     split = make_split(index, kind=cfg.split, seed=cfg.seed)
