@@ -103,7 +103,7 @@ def test_flat_face_on_the_domed_gel_grows_a_patch(renderer: GelSightRenderer) ->
 
 
 def test_higher_grip_force_presses_deeper_and_wider() -> None:
-    sim = TrialSimulator(SimConfig(noise_std=0.0))
+    sim = TrialSimulator(SimConfig(noise=0.0))
     for index in range(12):  # the first trial whose grasp makes contact at both forces
         lo, hi = (sim.simulate(5, index, grip_force=f) for f in (8.0, 32.0))
         if lo["sim_force_A_tb"] > 1.0 and hi["sim_force_A_tb"] > 1.0:

@@ -74,3 +74,14 @@ def height_map(
     g0 = free[finite].min()
     hm = np.where(finite, gap_mm - g0 - delta, FAR_MM)
     return np.minimum(hm, FAR_MM).astype(np.float32), delta
+
+
+def pressure(
+    height_mm: np.ndarray, dome_mm: np.ndarray | float = 0.0, stiffness: float = GEL_STIFFNESS
+) -> np.ndarray:
+    """Contact pressure (N/mm^2) of a :func:`height_map` result: ``k`` times the gel's indentation.
+
+    The untouched gel lies at ``dome_mm`` (<= 0); where the object surface is below it
+    (``height_mm < dome_mm``) the springs are compressed by the difference.
+    """
+    return (stiffness * np.maximum(np.asarray(dome_mm) - height_mm, 0.0)).astype(np.float32)

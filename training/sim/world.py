@@ -48,11 +48,16 @@ def build_xml(
 ) -> str:
     """MJCF text of the world for one trial."""
     assert 1.0 <= grip_force <= 80.0, grip_force
-    mu = obj.friction
-    geoms = []
-    for p in obj.parts:
+    geoms, assets = [], []
+    for i, p in enumerate(obj.parts):
+        mu = obj.surfaces[p.surface].friction
+        if p.type == "mesh":
+            assets.append(f'<mesh name="part{i}" vertex="{_fmt([c for v in p.mesh for c in v])}"/>')
+            shape = f'type="mesh" mesh="part{i}"'
+        else:
+            shape = f'type="{p.type}" size="{_fmt(p.size)}"'
         geoms.append(
-            f'<geom type="{p.type}" size="{_fmt(p.size)}" pos="{_fmt(p.pos)}" euler="{_fmt(p.euler)}" '
+            f'<geom name="part{i}" {shape} pos="{_fmt(p.pos)}" euler="{_fmt(p.euler)}" '
             f'group="{OBJECT_GROUP}" priority="1" condim="4" friction="{mu:.5g} {0.004 * mu:.5g} 0.0001" '
             f'contype="1" conaffinity="1" rgba="0.8 0.5 0.3 1"/>'
         )
@@ -82,6 +87,7 @@ def build_xml(
   <option timestep="{TIMESTEP}" integrator="implicitfast" cone="elliptic" impratio="3">
     <flag multiccd="enable"/>
   </option>
+  <asset>{"".join(assets)}</asset>
   <worldbody>
     <geom name="table" type="plane" size="0.5 0.5 0.01" contype="1" conaffinity="1"
           friction="0.6 0.005 0.0001"/>
@@ -139,6 +145,10 @@ class GraspWorld:
         self.hand_dofadr = m.jnt_dofadr[jid]
         self.hand_body = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, "hand")
         self.obj_geoms = set(np.flatnonzero(m.geom_bodyid == self.obj_body).tolist())
+        # geom id -> index of the object part (its surface), -1 for every other geom
+        self.geom_part = np.full(m.ngeom + 1, -1, np.int32)
+        for i in range(len(obj.parts)):
+            self.geom_part[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, f"part{i}")] = i
         self._geomgroup = np.zeros(6, np.uint8)
         self._geomgroup[OBJECT_GROUP] = 1
         mujoco.mj_forward(m, self.data)
@@ -174,6 +184,28 @@ class GraspWorld:
         """Advance the physics ``n`` steps."""
         mujoco.mj_step(self.model, self.data, nstep=n)
 
+    def settle(self, seconds: float, rest_time: float = 0.05, speed: float = 0.005) -> float:
+        """Let the object come to rest on the table; return its remaining speed (m/s).
+
+        The object's free joint is damped with a time constant of ``rest_time`` (a hand
+        steadying it; without rolling resistance a ball or a cylinder with an off-axis
+        centre of mass rocks for ever) in 0.1 s steps until it moves slower than ``speed``
+        or ``seconds`` have passed; then the damping is removed.
+        """
+        m = self.model
+        jid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, "object_free")
+        dof = m.jnt_dofadr[jid]
+        m.dof_damping[dof : dof + 3] = m.body_mass[self.obj_body] / rest_time
+        m.dof_damping[dof + 3 : dof + 6] = m.body_inertia[self.obj_body] / rest_time
+        v = float("inf")
+        for _ in range(max(1, round(seconds / 0.1))):
+            self.step(round(0.1 / TIMESTEP))
+            v = float(np.linalg.norm(self.data.qvel[dof : dof + 3]))
+            if v < speed:
+                break
+        m.dof_damping[dof : dof + 6] = 0.0
+        return v
+
     # --- object --------------------------------------------------------------------------
     def object_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """Object position (3,) and rotation matrix (3 x 3) in the world."""
@@ -198,6 +230,42 @@ class GraspWorld:
                 total += f6[0]
         return float(total)
 
+    def pad_wrench(self, side: str) -> tuple[float, np.ndarray, float, np.ndarray]:
+        """Load the object puts on pad ``side``, from the pad–object contacts (mj_contactForce).
+
+        Returns the normal force (N, pressing into the pad), the tangential force (N, 2:
+        along the pad's image axes u, v), the torque about the pad normal through the pad
+        centre (N m, positive turning the image x axis towards the image y axis), and the
+        centre of pressure (m, 2: u, v from the pad centre).
+        """
+        d = self.data
+        pad = self.pad_geom[side]
+        centre, u, v, n = self.pad_frame(side)
+        f6 = np.zeros(6)
+        normal, tang, torque = 0.0, np.zeros(2), 0.0
+        cop = np.zeros(2)
+        for i in range(d.ncon):
+            c = d.contact[i]
+            g1, g2 = int(c.geom1), int(c.geom2)
+            if g1 == pad and g2 in self.obj_geoms:
+                sign = -1.0  # the contact force acts on geom2 along the frame; geom1 gets the opposite
+            elif g2 == pad and g1 in self.obj_geoms:
+                sign = 1.0
+            else:
+                continue
+            mujoco.mj_contactForce(self.model, d, i, f6)
+            frame = c.frame.reshape(3, 3)  # rows: normal (geom1 -> geom2), tangent 1, tangent 2
+            f_world = sign * (frame.T @ f6[:3])  # force of the object on the pad
+            r = c.pos - centre
+            fn = float(f_world @ -n)  # the pad's normal n points towards the object
+            normal += fn
+            tang += (float(f_world @ u), float(f_world @ v))
+            torque += float(np.cross(r, f_world) @ -n)
+            cop += fn * np.array([r @ u, r @ v])
+        if normal > 1e-9:
+            cop /= normal
+        return normal, tang, torque, cop
+
     def pad_frame(self, side: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Pad surface centre (3,), image-x axis u, image-y axis v (rows, down), inward normal n."""
         r = self.hand_rotation()
@@ -210,15 +278,28 @@ class GraspWorld:
         return centre, u, v, n
 
     def gap_map(
-        self, side: str, nu: int, nv: int, back: float = 0.25, behind_limit: float = 0.004
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self,
+        side: str,
+        nu: int,
+        nv: int,
+        back: float = 0.25,
+        behind_limit: float = 0.012,
+        mount: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Distance (m) from the pad surface to the object along the pad normal on an nv x nu grid.
 
         Rays are cast with mj_multiRay from one point ``back`` metres behind the pad through
         the grid (nearly parallel rays); misses and hits more than ``behind_limit`` behind the
-        pad surface are ``inf``. Also returns the hit points (nv x nu x 3, world) for texturing.
+        pad surface are ``inf``. ``mount`` = (du, dv metres, rotation rad) places the sensor's
+        field of view on the pad (a mounting offset: the grid shifted along the image axes and
+        turned about the pad normal). Also returns the points (nv x nu x 3, world; for a miss,
+        the grid point on the pad plane) and the object part each ray hit (nv x nu, -1: none).
         """
         centre, u, v, n = self.pad_frame(side)
+        du, dv, rot = mount
+        c, s = np.cos(rot), np.sin(rot)
+        u, v = c * u + s * v, -s * u + c * v
+        centre = centre + du * u + dv * v
         us = (np.arange(nu) + 0.5) / nu * 2 - 1
         vs = (np.arange(nv) + 0.5) / nv * 2 - 1
         grid = centre[None, None] + us[None, :, None] * PAD_HALF_X * u + vs[:, None, None] * PAD_HALF_Z * v
@@ -247,4 +328,6 @@ class GraspWorld:
         gap = (pts - centre[None]) @ n
         ok = hit & (gap > -behind_limit)
         gap = np.where(ok, gap, np.inf)
-        return gap.reshape(nv, nu), pts.reshape(nv, nu, 3)
+        pts = np.where(ok[:, None], pts, grid.reshape(-1, 3))
+        part = np.where(ok, self.geom_part[geomid], -1)
+        return gap.reshape(nv, nu), pts.reshape(nv, nu, 3), part.reshape(nv, nu)
