@@ -68,6 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="gzip level of the image datasets (0-9; 0: none: camera noise compresses by 15 %% at 9, "
         "for 9 ms per trial)",
     )
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="then write the difficulty report into OUT/report (training/sim/report.py)",
+    )
+    parser.add_argument("--report-epochs", type=int, default=12, help="epochs of the report's small CNNs")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -204,4 +210,12 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"simulated {made} trials in {dt:.1f} s ({made / dt:.1f} trials/s, {workers} worker(s)) -> {out}"
         )
+    if args.report:
+        import sys
+
+        from training.sim import report
+
+        command = "tgp " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("tgp") else ""
+        path = report.run(out, epochs=args.report_epochs, progress=not args.no_progress, command=command)
+        print(path.read_text())
     return 0
