@@ -13,6 +13,8 @@ Layout (format version 2)::
                             p(success) ``N``, preprocessing in the graph (:mod:`.onnx_graph`)
       network.onnx          with model.onnx: normalised difference ``N x 3 x S x S`` → p(success)
                             ``N`` (what the Predictor's ``onnx`` backend runs)
+      calibration.safetensors  optional: the calibrator's tensors (manifest ``calibration``;
+                            :mod:`~tactile_grasp_predictor.calibration`), part of every graph
 
 Format 1 (still read): no ``provenance``/``trigger``; its ``model.onnx`` is the network graph.
 
@@ -46,7 +48,7 @@ import platform
 import shutil
 import stat
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from tactile_grasp_predictor.bundle_manifest import FORMAT_VERSION, check_manifest, parse_manifest
+from tactile_grasp_predictor.calibration import Calibrator
 from tactile_grasp_predictor.errors import BundleError, ConfigError
 from tactile_grasp_predictor.models import ARCHS, Encoder
 from tactile_grasp_predictor.onnx_graph import (
@@ -70,6 +73,7 @@ from tactile_grasp_predictor.preprocess import PreprocessConfig
 from tactile_grasp_predictor.probes import Probe, probe_from_tensors, probe_to_tensors
 
 __all__ = [
+    "CALIBRATION_FILE",
     "ENCODER_FILE",
     "FORMAT_VERSION",
     "MANIFEST_FILE",
@@ -93,6 +97,7 @@ ENCODER_FILE = "encoder.safetensors"
 PROBE_FILE = "probe.safetensors"
 ONNX_FILE = "model.onnx"
 NETWORK_FILE = "network.onnx"
+CALIBRATION_FILE = "calibration.safetensors"
 ONNX_INPUT = NETWORK_INPUT  # the network graph's input (format 1: model.onnx's)
 #: Size limits checked before a file is read (the encoder's follow from its architecture).
 MAX_MANIFEST_BYTES = 1 << 20
@@ -101,25 +106,28 @@ MAX_OTHER_FILE_BYTES = 64 << 20
 SAFETENSORS_HEADER_MAX = 1 << 20
 
 _CALLER_FIELDS = {"model_id", "preprocessing", "threshold", "training_method", "config", "data_fingerprint",
-                  "metrics", "notes", "trigger"}
+                  "metrics", "notes", "trigger", "calibration"}
 
 
 class GraspModel(nn.Module):
     """The network part of the pipeline: normalised difference → encoder features → probe → p.
 
-    ``forward``: ``N x 3 x S x S`` float32 → ``N`` probabilities of success.
+    ``forward``: ``N x 3 x S x S`` float32 → ``N`` probabilities of success (calibrated when
+    the bundle has a calibrator).
     """
 
-    def __init__(self, encoder: Encoder, probe: Probe) -> None:
+    def __init__(self, encoder: Encoder, probe: Probe, calibrator: Calibrator | None = None) -> None:
         super().__init__()
         if probe.in_dim != encoder.feat_dim:
             raise BundleError(f"probe input dim {probe.in_dim} != encoder feature dim {encoder.feat_dim}")
         self.encoder = encoder
         self.probe = probe
+        self.calibrator = calibrator
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised ``N x 3 x S x S`` → p(success) ``N``."""
-        return self.probe(self.encoder.features(x))
+        p = self.probe(self.encoder.features(x))
+        return p if self.calibrator is None else self.calibrator(p)
 
 
 @dataclass(frozen=True)
@@ -202,6 +210,7 @@ def write_bundle(
     manifest_fields: Mapping[str, Any],
     export_onnx: bool = False,
     overwrite: bool = False,
+    calibrator: Calibrator | None = None,
 ) -> Path:
     """Write a bundle directory atomically and return its path.
 
@@ -217,6 +226,10 @@ def write_bundle(
         export_onnx: also write ``network.onnx`` (checked against PyTorch within 1e-4) and
             ``model.onnx``, the frames graph (checked against the Predictor's pipeline within 1e-4).
         overwrite: replace an existing bundle at ``out_dir`` (else it is an error).
+        calibrator: a fitted :class:`~tactile_grasp_predictor.calibration.Calibrator` applied
+            to the probe's p (stored in ``calibration.safetensors``; the threshold applies to
+            the calibrated p). Manifest ``calibration`` records its kind; pass how it was
+            fitted as ``manifest_fields["calibration"]`` (``fitted_on``, ``n``).
 
     Raises:
         ConfigError: missing/unknown manifest fields, bad threshold, ``out_dir`` exists.
@@ -243,6 +256,14 @@ def write_bundle(
     probe_tensors, probe_params = probe_to_tensors(probe)
     probe_bytes = st_save(probe_tensors, metadata={"format": "pt"})
     files = {ENCODER_FILE: _sha256(enc_bytes), PROBE_FILE: _sha256(probe_bytes)}
+    cal_bytes = b""
+    calibration = None
+    if calibrator is not None:
+        cal_bytes = st_save(calibrator.to_tensors(), metadata={"format": "pt"})
+        files[CALIBRATION_FILE] = _sha256(cal_bytes)
+        calibration = {**(manifest_fields.get("calibration") or {}), "kind": calibrator.kind}
+    elif manifest_fields.get("calibration") is not None:
+        raise ConfigError("manifest field 'calibration': given without a calibrator")
     model_id = str(manifest_fields.get("model_id") or "")
     if not model_id:
         digest = _sha256((files[ENCODER_FILE] + files[PROBE_FILE]).encode())[:12]
@@ -251,11 +272,13 @@ def write_bundle(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        for name, data in ((ENCODER_FILE, enc_bytes), (PROBE_FILE, probe_bytes)):
-            _write_synced(tmp / name, data)
+        blobs = ((ENCODER_FILE, enc_bytes), (PROBE_FILE, probe_bytes), (CALIBRATION_FILE, cal_bytes))
+        for name, data in blobs:
+            if name in files:
+                _write_synced(tmp / name, data)
         onnx_info = None
         if export_onnx:
-            model = GraspModel(encoder, probe).to("cpu").eval()
+            model = GraspModel(encoder, probe, calibrator).to("cpu").eval()
             onnx_info = {"opset": ONNX_OPSET,
                          "max_abs_diff_vs_torch": write_network_onnx(model, tmp / NETWORK_FILE, pre_cfg.crop),
                          "frames_max_abs_diff": write_frames_onnx(model, pre_cfg, tmp / ONNX_FILE)}
@@ -282,6 +305,7 @@ def write_bundle(
             "onnx": onnx_info,
             "provenance": provenance(),
             "trigger": _json_ready(manifest_fields.get("trigger"), "trigger"),
+            "calibration": _json_ready(calibration, "calibration"),
             "files": files,
         }
         try:
@@ -453,6 +477,21 @@ def _load_encoder(arch: str, skeleton: Encoder, meta: Mapping[str, torch.Tensor]
     return skeleton
 
 
+def _calibrator(root: Path, manifest: dict[str, Any], verified: Callable[[str], bytes]) -> Calibrator | None:
+    """Return the bundle's calibrator, or ``None`` (manifest ``calibration`` and its file go together)."""
+    cal, listed = manifest.get("calibration"), CALIBRATION_FILE in manifest["files"]
+    if cal is None and not listed:
+        return None
+    if cal is None or not listed:
+        raise BundleError(f"{root / MANIFEST_FILE}: field 'calibration' and files[{CALIBRATION_FILE!r}] "
+                          "must come together")
+    fpath = root / CALIBRATION_FILE
+    try:
+        return Calibrator.from_tensors(str(cal["kind"]), _safetensors(verified(CALIBRATION_FILE), fpath))
+    except BundleError as exc:
+        raise BundleError(f"{fpath}: {exc}") from exc
+
+
 def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     """Load and verify a bundle: schema, file kinds and sizes, every sha256, tensor names, shapes, values.
 
@@ -488,7 +527,7 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     def verified(name: str) -> bytes:
         return _read_verified(root, name, files[name], _size_limits(name, encoder_bytes, len(probe_blob)))
 
-    for name in [n for n in others if n not in (PROBE_FILE, ENCODER_FILE, *graphs)]:
+    for name in [n for n in others if n not in (PROBE_FILE, ENCODER_FILE, CALIBRATION_FILE, *graphs)]:
         verified(name)
     enc_blob = verified(ENCODER_FILE)
     enc_tensors = _safetensors(enc_blob, root / ENCODER_FILE)
@@ -504,7 +543,7 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     else:
         onnx_path = root / NETWORK_FILE if NETWORK_FILE in files else None
         frames_onnx_path = root / ONNX_FILE if ONNX_FILE in files else None
-    model = GraspModel(encoder, probe).eval()
+    model = GraspModel(encoder, probe, _calibrator(root, manifest, verified)).eval()
     pre = PreprocessConfig.from_dict(manifest["preprocessing"])  # checked by the schema
     threshold, model_id = float(manifest["threshold"]), str(manifest["model_id"])
     return Bundle(root, manifest, model, pre, threshold, model_id, onnx_path, frames_onnx_path)

@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from tactile_grasp_predictor.calibration import CALIBRATION_KINDS
 from tactile_grasp_predictor.errors import BundleError
 from tactile_grasp_predictor.models import ARCHS
 from tactile_grasp_predictor.probes import PROBE_KINDS
@@ -296,6 +297,10 @@ MANIFEST_FIELDS: tuple[ManifestField, ...] = (
                   "versions of the package and the libraries that wrote the bundle"),
     ManifestField("trigger", optional(mapping(TRIGGER)), False,
                   "the trigger settings under which the training frames were taken (null: unknown)"),
+    ManifestField("calibration", optional(mapping({
+        "kind": (choice(*CALIBRATION_KINDS), True), "fitted_on": (text(512), False),
+        "n": (integer(0, 100_000_000), False)})), False,
+        "the calibrator in calibration.safetensors: kind, what it was fitted on, how many trials"),
     ManifestField("files", _files, True, "file name → sha256 of every file"),
 )
 _FIELDS: dict[str, tuple[Check, bool]] = {f.name: (f.check, f.required) for f in MANIFEST_FIELDS}

@@ -3,12 +3,14 @@
     tgp export --run runs/moco --data DIR --out bundles/moco-mlp [--probe mlp] [--onnx]
 
 The training split's labels are divided (stratified, seeded) into a fitting part and a
-validation part (``val_fraction``, default 20 %). The probe is fitted on the first, the
-decision threshold chosen on the second, and both are measured on the test split. The
-threshold rule (``--threshold-rule``) is by default ``balanced_accuracy`` (LIFT and ABORT
-errors weigh the same whatever the class balance); ``precision>=P`` serves a pick gate
-where a failed lift costs more than a regrasp: the lowest threshold (most lifts) whose
-validation LIFT precision reaches ``P``. The bundle records the preprocessing, threshold,
+validation part (``val_fraction``, default 20 %). The probe is fitted on the first; on the
+second a calibrator is fitted (``--calibration``, default ``platt``; ``temperature``,
+``isotonic`` or ``none``: :mod:`~tactile_grasp_predictor.calibration`), its ECE before and
+after printed and drawn (``<out>-reliability.png``), and the decision threshold chosen on
+the calibrated p; all are measured on the test split. The threshold rule
+(``--threshold-rule``, :mod:`training.thresholds`) is by default ``balanced_accuracy``;
+``precision>=P`` and ``cost:drop=D,regrasp=R`` serve a pick gate where a failed lift costs
+more than a regrasp. The bundle records the preprocessing, threshold,
 metrics, config, a data fingerprint (cache fingerprints + split), the library versions and,
 when known (``--trigger``, or the data's own record), the trigger settings under which the
 training frames were taken (the node warns when its own differ). Finally the bundle is
@@ -19,7 +21,6 @@ reproduce the offline probabilities on test trials.
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
@@ -29,86 +30,38 @@ import numpy as np
 
 from tactile_grasp_predictor.bundle import ONNX_FILE, write_bundle
 from tactile_grasp_predictor.errors import ConfigError
-from tactile_grasp_predictor.metrics import VerdictMetrics, binary_metrics, json_safe
+from tactile_grasp_predictor.metrics import binary_metrics, json_safe
 from tactile_grasp_predictor.predictor import Predictor
 from tactile_grasp_predictor.sensor_health import SensorReference
 from tactile_grasp_predictor.tracker import TriggerConfig
+from training.calibration_report import CALIBRATION_CHOICES, apply, calibrate, plot_reliability
 from training.cli import add_common_arguments, add_run_arguments, load_data
 from training.data.sets import TactileSet
 from training.data.splits import split_fit_val
 from training.features import extract_features
 from training.probe_fit import PROBES, chosen_params, fit_probe, runtime_proba
+from training.thresholds import (  # re-exported: callers import the rules from here
+    MIN_LIFTS,
+    THRESHOLD_GRID,
+    choose_threshold,
+    describe_threshold_rule,
+    parse_threshold_rule,
+)
 from training.train import TrainResult, load_trained
 
-THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
-#: Fewest validation LIFTs a ``precision>=P`` threshold must keep (fewer: precision is luck).
-MIN_LIFTS = 5
+__all__ = ["MIN_LIFTS", "THRESHOLD_GRID", "add_arguments", "choose_threshold", "describe_threshold_rule",
+           "export_bundle", "frames_graph_diff", "parse_threshold_rule", "parse_trigger_settings",
+           "reliability_plot_path", "run"]
 
 
-def parse_threshold_rule(rule: str) -> float | None:
-    """``"balanced_accuracy"`` → ``None``; ``"precision>=P"`` → ``P`` in (0, 1); else ConfigError."""
-    text = rule.replace(" ", "")
-    if text == "balanced_accuracy":
-        return None
-    if text.startswith("precision>="):
-        try:
-            target = float(text[len("precision>="):])
-        except ValueError:
-            target = math.nan
-        if 0.0 < target < 1.0:
-            return target
-    raise ConfigError(f"threshold rule {rule!r}: expected 'balanced_accuracy' or 'precision>=P', 0 < P < 1")
-
-
-def describe_threshold_rule(rule: str) -> str:
-    """Describe ``rule`` in words, as the manifest's ``metrics.threshold_rule`` records it."""
-    target = parse_threshold_rule(rule)
-    if target is None:
-        return "max balanced accuracy on the validation part of the training split"
-    return (f"lowest threshold with LIFT precision >= {target:g} (and >= {MIN_LIFTS} lifts) on the "
-            "validation part of the training split; if none reaches it, the highest precision")
-
-
-def choose_threshold(p: np.ndarray, y: np.ndarray, rule: str = "balanced_accuracy") -> float:
-    """Pick a threshold in [0.05, 0.95] for ``p >= t`` → LIFT on validation labels ``y``.
-
-    ``balanced_accuracy``: maximise balanced accuracy (ties: nearest 0.5). ``precision>=P``:
-    the lowest threshold (highest LIFT recall) whose LIFT precision is at least ``P`` with at
-    least ``MIN_LIFTS`` lifts (fewer if the validation part has fewer successes); if no
-    threshold reaches ``P``, the one with the highest precision (ties: lowest).
-    """
-    target = parse_threshold_rule(rule)
-    p = np.asarray(p, dtype=np.float64)
-    y = np.asarray(y).astype(bool)
-    assert p.shape == y.shape, (p.shape, y.shape)
-    if y.all() or (~y).all():
-        return 0.5
-    if target is None:
-        best, best_t = -1.0, 0.5
-        for t in sorted(THRESHOLD_GRID, key=lambda v: abs(v - 0.5)):
-            bal = VerdictMetrics.of(p >= t, y).balanced_accuracy  # defined: both classes are present
-            if bal > best + 1e-12:
-                best, best_t = bal, float(t)
-        return best_t
-    # at least one lift, so that precision is defined (NaN without lifts) at every threshold kept
-    min_lifts = max(1, min(MIN_LIFTS, int(y.sum())))
-    fallback, fallback_t = -1.0, float(THRESHOLD_GRID[-1])
-    for t in THRESHOLD_GRID:  # ascending: recall falls as t rises
-        m = VerdictMetrics.of(p >= t, y)
-        if m.lifts < min_lifts:
-            break
-        precision = m.precision
-        if precision >= target:
-            return float(t)
-        if precision > fallback + 1e-12:
-            fallback, fallback_t = precision, float(t)
-    return fallback_t
-
+def reliability_plot_path(out: Path) -> Path:
+    """Return where ``tgp export`` draws the reliability plot: ``<out>-reliability.png`` beside the bundle."""
+    return Path(out).with_name(Path(out).name + "-reliability.png")
 
 def export_bundle(trained: TrainResult, train_set: TactileSet, test_set: TactileSet, out: Path,
                   probe_kind: str = "mlp", onnx: bool = False, data_info: dict[str, Any] | None = None,
                   overwrite: bool = False, threshold_rule: str = "balanced_accuracy",
-                  trigger: Mapping[str, Any] | None = None,
+                  trigger: Mapping[str, Any] | None = None, calibration: str = "platt",
                   ) -> tuple[Path, dict[str, Any]]:
     """Fit the probe, choose the threshold by ``threshold_rule``, write and verify the bundle.
 
@@ -116,6 +69,9 @@ def export_bundle(trained: TrainResult, train_set: TactileSet, test_set: Tactile
     ``trigger``: the manifest's ``trigger`` record, ``{"source": text, "settings": {TriggerConfig
     field: value}}`` (default: ``data_info["trigger"]`` if the data records one, else unknown).
     With ``onnx``, the frames graph ``model.onnx`` must reproduce the Predictor on test frames.
+    ``calibration``: the calibrator fitted on the validation part (``none``: the probe's p);
+    the threshold is chosen on the calibrated p, and the bundle's models give the calibrated p.
+    ``metrics["calibration"]`` holds the ECE before/after; the plot is at :func:`reliability_plot_path`.
     """
     cfg = trained.config
     rule_text = describe_threshold_rule(threshold_rule)  # a bad rule fails before the slow part
@@ -125,10 +81,13 @@ def export_bundle(trained: TrainResult, train_set: TactileSet, test_set: Tactile
     y_tr, y_te = np.asarray(train_set.labels), np.asarray(test_set.labels)
     fit, val = split_fit_val(y_tr, cfg.val_fraction, cfg.seed)
     model, probe = fit_probe(probe_kind, x_tr[fit], y_tr[fit], cfg, cfg.seed)
-    p_val, p_te = runtime_proba(probe, x_tr[val]), runtime_proba(probe, x_te)
+    p_val_raw, p_te_raw = runtime_proba(probe, x_tr[val]), runtime_proba(probe, x_te)
+    calibrator, cal_report = calibrate(calibration, p_val_raw, y_tr[val], p_te_raw, y_te)
+    p_val, p_te = apply(calibrator, p_val_raw), apply(calibrator, p_te_raw)
     threshold = choose_threshold(p_val, y_tr[val], threshold_rule)
     metrics = {
         "threshold_rule": rule_text,
+        "calibration": cal_report,
         "validation": binary_metrics(p_val, y_tr[val], threshold),
         "test": binary_metrics(p_te, y_te, threshold),
         "test_at_0.5": binary_metrics(p_te, y_te, 0.5),
@@ -149,7 +108,11 @@ def export_bundle(trained: TrainResult, train_set: TactileSet, test_set: Tactile
         "training_method": cfg.method, "config": cfg.to_dict(),
         "data_fingerprint": fingerprint, "metrics": json_safe(metrics),  # undefined (NaN) → null
         "trigger": None if trigger is None else dict(trigger),
-    }, export_onnx=onnx, overwrite=overwrite)
+        "calibration": None if calibrator is None else {"fitted_on": cal_report["fitted_on"],
+                                                        "n": cal_report["n"]},
+    }, export_onnx=onnx, overwrite=overwrite, calibrator=calibrator)
+    metrics["reliability_plot"] = str(plot_reliability(
+        cal_report, reliability_plot_path(path), f"{path.name}: calibration {cal_report['map']}"))
     # the runtime must reproduce the offline pipeline on raw test frames
     n = min(8, len(test_set))
     for backend in ("torch", "onnx") if onnx else ("torch",):
@@ -208,7 +171,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
     parser.add_argument("--threshold-rule", default="balanced_accuracy", metavar="RULE",
                         help="balanced_accuracy (default) or precision>=P, e.g. precision>=0.85: the "
-                             "lowest threshold whose validation LIFT precision reaches P")
+                             "lowest threshold whose validation LIFT precision reaches P; or "
+                             "cost:drop=D,regrasp=R, the least expected cost when a dropped part costs D "
+                             "and a regrasp (every ABORT) R, e.g. cost:drop=10,regrasp=1")
+    parser.add_argument("--calibration", default="platt", choices=CALIBRATION_CHOICES,
+                        help="calibrator fitted on the validation part (default platt; the node publishes "
+                             "the calibrated p); ECE before/after printed, reliability plot drawn")
     add_common_arguments(parser)
 
 
@@ -219,10 +187,19 @@ def run(args: argparse.Namespace) -> int:
     trained = load_trained(args.run)
     train_set, test_set, info = load_data(args, trained.config)
     path, m = export_bundle(trained, train_set, test_set, args.out, args.probe, args.onnx, info,
-                            args.overwrite, args.threshold_rule, trigger)
+                            args.overwrite, args.threshold_rule, trigger, args.calibration)
     t = m["test"]
     print(f"bundle {path}: threshold {m['threshold']:.2f} "
           f"(chosen on {m['validation']['n']} validation trials)")
     print(f"test: accuracy {t['accuracy']:.3f}, balanced {t['balanced_accuracy']:.3f}, "
           f"LIFT precision {t['lift_precision']:.3f}, AUC {t['auc']:.3f} (n={t['n']})")
+    c = m["calibration"]
+
+    def ece(split: str, when: str) -> str:
+        value = c[split][f"ece_{when}"]
+        return "–" if value is None else f"{value:.3f}"
+
+    print(f"calibration {c['map']} (fitted on {c['n']} validation trials): ECE test {ece('test', 'before')} "
+          f"-> {ece('test', 'after')}, validation {ece('validation', 'before')} -> "
+          f"{ece('validation', 'after')}; plot {m['reliability_plot']}")
     return 0
