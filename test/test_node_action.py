@@ -15,7 +15,6 @@ from tactile_grasp_msgs.action import EvaluateGrasp
 from tactile_grasp_msgs.msg import GraspDecision
 
 from helpers.rig import (
-    REALTIME_RERUNS,
     BrightnessPredictor,
     Driver,
     GraspScript,
@@ -29,7 +28,6 @@ from tactile_grasp_predictor.ros.pick_gate import PickGate, pick
 Result = EvaluateGrasp.Result
 SCRIPTED = {"trigger__frame_max_age_s": 5.0, "trigger__tb_timeout_s": 6.0}
 
-pytestmark = REALTIME_RERUNS  # real-time DDS on a 2-core machine: rerun a stalled test
 
 
 def test_action_round_trip_cancel_and_timeout(ros_context: rclpy.context.Context) -> None:

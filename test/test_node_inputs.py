@@ -16,7 +16,6 @@ from tactile_grasp_msgs.msg import GraspDecision
 
 from helpers.bundles import make_random_bundle
 from helpers.rig import (
-    REALTIME_RERUNS,
     BrightnessPredictor,
     Driver,
     GraspScript,
@@ -32,8 +31,6 @@ from tactile_grasp_predictor.debug_view import PANEL_H, TEXT_H
 from tactile_grasp_predictor.ros.debug_image import QOS as DEBUG_QOS
 from tactile_grasp_predictor.ros.predictor_node import PredictorNode
 from tactile_grasp_predictor.sensor_health import SensorReference
-
-pytestmark = REALTIME_RERUNS  # real-time DDS on a 2-core machine: rerun a stalled test
 
 SCRIPTED = {"time_base": "receive", "trigger__frame_max_age_s": 5.0, "trigger__tb_timeout_s": 6.0}
 

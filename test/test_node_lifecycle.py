@@ -13,7 +13,6 @@ from tactile_grasp_msgs.action import EvaluateGrasp
 from tactile_grasp_msgs.msg import GraspDecision
 
 from helpers.rig import (
-    REALTIME_RERUNS,
     BrightnessPredictor,
     Driver,
     GraspScript,
@@ -29,8 +28,6 @@ from tactile_grasp_predictor.errors import BundleError
 from tactile_grasp_predictor.node_config import NodeConfig
 from tactile_grasp_predictor.ros.pick_gate import PickGate
 from tactile_grasp_predictor.ros.predictor_node import PredictorNode
-
-pytestmark = REALTIME_RERUNS  # real-time DDS on a 2-core machine: rerun a stalled test
 
 
 class DarkIsGood(BrightnessPredictor):

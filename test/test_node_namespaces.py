@@ -11,7 +11,6 @@ from rcl_interfaces.msg import Log
 from tactile_grasp_msgs.msg import GraspDecision
 
 from helpers.rig import (
-    REALTIME_RERUNS,
     BrightnessPredictor,
     Driver,
     GraspScript,
@@ -23,8 +22,6 @@ from helpers.rig import (
 )
 from helpers.waiting import wait_for
 from tactile_grasp_predictor.ros.predictor_node import PredictorNode
-
-pytestmark = REALTIME_RERUNS  # real-time DDS on a 2-core machine: rerun a stalled test
 
 SCRIPTED = {"time_base": "receive", "trigger__frame_max_age_s": 5.0, "trigger__tb_timeout_s": 6.0}
 

@@ -20,7 +20,6 @@ from tactile_grasp_msgs.msg import GraspDecision
 
 from helpers.bundles import make_random_bundle
 from helpers.rig import (
-    REALTIME_RERUNS,
     BrightnessPredictor,
     Driver,
     GraspScript,
@@ -40,8 +39,6 @@ from tactile_grasp_predictor.ros.conversions import (
 )
 from tactile_grasp_predictor.ros.predictor_node import PredictorNode
 from tactile_grasp_predictor.ros.sim_robot_node import FINGER_JOINTS
-
-pytestmark = REALTIME_RERUNS  # real-time DDS on a 2-core machine: rerun a stalled test
 
 # Generous frame age: the scripts pause frames around the onset and during settling on purpose.
 SCRIPTED = {"trigger__frame_max_age_s": 5.0, "trigger__tb_timeout_s": 6.0}

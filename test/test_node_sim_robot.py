@@ -12,14 +12,12 @@ from rclpy.node import Node
 from std_msgs.msg import Bool
 from tactile_grasp_msgs.msg import GraspDecision
 
-from helpers.rig import REALTIME_RERUNS, BrightnessPredictor, Rig, overrides
+from helpers.rig import BrightnessPredictor, Rig, overrides
 from helpers.waiting import wait_for
 from tactile_grasp_predictor.data.trial_streams import TrialStreams, load_trial_streams
 from tactile_grasp_predictor.errors import DatasetError
 from tactile_grasp_predictor.ros.predictor_node import PredictorNode
 from tactile_grasp_predictor.ros.sim_robot_node import DRIVER_QOS, SimRobotNode
-
-pytestmark = REALTIME_RERUNS  # real-time DDS on a 2-core machine: rerun a stalled test
 
 
 def synthetic_trial(i: int, tb_value: int, label: bool, width_to: float = 0.03) -> TrialStreams:

@@ -15,11 +15,9 @@ import numpy as np
 import pytest
 import rclpy
 
-from helpers.rig import HELD, REALTIME_RERUNS, Driver, start_predictor
+from helpers.rig import HELD, Driver, start_predictor
 from helpers.streams import OPEN
 from helpers.waiting import wait_for
-
-pytestmark = REALTIME_RERUNS  # real-time DDS on a 2-core machine: rerun a stalled test
 
 
 class Held:

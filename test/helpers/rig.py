@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pytest
 import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
@@ -44,10 +43,6 @@ IMAGE_TOPIC = "/gelsight_left/image_raw"  # the node's defaults, resolved in the
 RIGHT_TOPIC = "/gelsight_right/image_raw"
 JOINT_TOPIC = "/wsg50/joint_states"
 
-# Real-time DDS on a 2-core machine: a stall of a second (first torch use, a busy CI box)
-# reads as gripper silence or a late frame. Rerun such a test before calling it failed;
-# a deterministic bug still fails every run. Live modules set ``pytestmark = REALTIME_RERUNS``.
-REALTIME_RERUNS = pytest.mark.flaky(reruns=2, reruns_delay=2)
 
 
 class BrightnessPredictor:
