@@ -32,6 +32,7 @@ import numpy as np
 from tactile_grasp_predictor.errors import BagError, FrameError
 from tactile_grasp_predictor.gripper import JointWidthConfig, joint_state_effort, joint_state_width
 from tactile_grasp_predictor.node_config import NodeConfig, default_joints
+from tactile_grasp_predictor.replay.mcap_direct import direct_messages
 from tactile_grasp_predictor.wsg import STATUS_TYPES, decode_status, variant_of
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
@@ -169,11 +170,15 @@ class ImageMeta:
 
 
 class LazyImage:
-    """One image message kept as raw CDR bytes; pixels are decoded on first :meth:`decode`."""
+    """One image message kept as raw CDR bytes; pixels are decoded on first :meth:`decode`.
+
+    ``raw`` may be a view of the memory-mapped bag (:mod:`.mcap_direct`): the pixels of a frame
+    never decoded are never read.
+    """
 
     __slots__ = ("_image", "meta", "raw", "source")
 
-    def __init__(self, raw: bytes, meta: ImageMeta, source: str) -> None:
+    def __init__(self, raw: bytes | memoryview, meta: ImageMeta, source: str) -> None:
         self.raw = raw
         self.meta = meta
         self.source = source  # "<bag>:<topic>#<index>" for error messages
@@ -194,9 +199,10 @@ class LazyImage:
             try:
                 if m.compressed:
                     self._image = image_codec.decode_compressed(m.encoding, data)
-                else:
-                    self._image = image_codec.decode_image(m.encoding, m.height, m.width, m.step, data,
-                                                           m.is_bigendian)
+                else:  # rgb8 of a mapped bag: a read-only view of the map, no copy
+                    image = image_codec.decode_image(m.encoding, m.height, m.width, m.step, data,
+                                                     m.is_bigendian, copy=isinstance(self.raw, bytes))
+                    self._image = image if image.flags.c_contiguous else np.ascontiguousarray(image)
             except FrameError as exc:
                 raise FrameError(f"{self.source}: {exc}") from exc
         return self._image
@@ -255,7 +261,7 @@ BagItem = FrameItem | GripperItem | OutcomeItem | Skipped
 class _Cdr:
     """Minimal CDR cursor over a message's bytes (alignment relative to the payload start)."""
 
-    def __init__(self, raw: bytes) -> None:
+    def __init__(self, raw: bytes | memoryview) -> None:
         if len(raw) < 4:
             raise ValueError("message shorter than the CDR encapsulation header")
         self.raw = raw
@@ -286,7 +292,7 @@ class _Cdr:
         n = self.u32()
         if n > len(self.raw) - self.pos:
             raise ValueError("string runs past the end of the message")
-        s = self.raw[self.pos : self.pos + n].rstrip(b"\x00").decode("utf-8", "replace")
+        s = bytes(self.raw[self.pos : self.pos + n]).rstrip(b"\x00").decode("utf-8", "replace")
         self.pos += n
         return s
 
@@ -303,7 +309,7 @@ class _Cdr:
         return self.pos, n
 
 
-def parse_image_meta(raw: bytes, compressed: bool) -> ImageMeta:
+def parse_image_meta(raw: bytes | memoryview, compressed: bool) -> ImageMeta:
     """Parse header, size, encoding and the data location of an Image / CompressedImage."""
     c = _Cdr(raw)
     stamp = c.stamp()
@@ -333,25 +339,73 @@ def parse_joint_state(raw: bytes) -> tuple[list[str], list[float]]:
 
 def joint_state_arrays(raw: bytes) -> tuple[list[str], list[float], list[float]]:
     """Names, positions and efforts of a ``sensor_msgs/JointState`` without a full deserialisation."""
+    names, arrays, _ = _joint_state_layout(raw)
+    return names, arrays[0], arrays[2]
+
+
+@dataclass(frozen=True)
+class _JointLayout:
+    """Where a JointState's fields lie, for the next message with the same size, frame and names."""
+
+    size: int
+    head: bytes  # the CDR encapsulation header
+    names_end: int
+    prefix: bytes  # frame_id and names (after the stamp)
+    names: tuple[str, ...]
+    counts: tuple[tuple[int, bytes], ...]  # each sequence's length field: offset, bytes
+    arrays: tuple[tuple[int, struct.Struct], ...]  # each sequence's data: offset, struct
+
+
+def _joint_state_layout(raw: bytes) -> tuple[list[str], list[list[float]], _JointLayout]:
     c = _Cdr(raw)
     c.stamp()
     c.string()  # frame_id
     names = [c.string() for _ in range(c.u32())]
+    names_end = c.pos
     arrays: list[list[float]] = []
+    counts, places = [], []
     for name in ("position", "velocity", "effort"):
+        c._align(4)
+        counts.append((c.pos, bytes(raw[c.pos : c.pos + 4])))
         n = c.u32()
         if n == 0:  # no padding follows an empty sequence at the end of a message
             arrays.append([])
+            places.append((c.pos, struct.Struct("<0d")))
             continue
         c._align(8)
         if c.pos + 8 * n > len(raw):
             raise ValueError(f"{name} runs past the end of the message")
-        arrays.append(list(struct.unpack_from(("<" if c.le else ">") + f"{n}d", raw, c.pos)))
+        layout = struct.Struct(("<" if c.le else ">") + f"{n}d")
+        arrays.append(list(layout.unpack_from(raw, c.pos)))
+        places.append((c.pos, layout))
         c.pos += 8 * n
-    return names, arrays[0], arrays[2]
+    return names, arrays, _JointLayout(len(raw), bytes(raw[:4]), names_end, bytes(raw[12:names_end]),
+                                       tuple(names), tuple(counts), tuple(places))
 
 
-def check_image_meta(meta: ImageMeta, raw: bytes | None = None,
+class JointStateReader:
+    """:func:`joint_state_arrays` for a stream: a message laid out as the last one is read by offsets.
+
+    A driver's JointStates differ only in their stamp and numbers, so after the first the
+    names are not parsed again: same size, encapsulation, frame id, names and sequence
+    lengths (compared as bytes) mean the same offsets; anything else is parsed in full.
+    """
+
+    def __init__(self) -> None:
+        self._layout: _JointLayout | None = None
+
+    def __call__(self, raw: bytes) -> tuple[list[str], list[float], list[float]]:
+        """Return the names, positions and efforts of a serialized ``sensor_msgs/JointState``."""
+        k = self._layout
+        if (k is not None and len(raw) == k.size and raw[:4] == k.head and raw[12 : k.names_end] == k.prefix
+                and all(raw[o : o + 4] == b for o, b in k.counts)):
+            (p_at, p), _, (e_at, e) = k.arrays
+            return list(k.names), list(p.unpack_from(raw, p_at)), list(e.unpack_from(raw, e_at))
+        names, arrays, self._layout = _joint_state_layout(raw)
+        return names, arrays[0], arrays[2]
+
+
+def check_image_meta(meta: ImageMeta, raw: bytes | memoryview | None = None,
                      accepted: Collection[str] | None = None) -> str | None:
     """Cheap validity check of an image without decoding pixels: the reason if unusable, else ``None``.
 
@@ -374,6 +428,37 @@ def check_image_meta(meta: ImageMeta, raw: bytes | None = None,
     except FrameError as exc:
         return str(exc)
     return None
+
+
+class ImageMetaReader:
+    """:func:`parse_image_meta` + :func:`check_image_meta` for one raw image stream, by the last layout.
+
+    A camera's frames differ only in stamp and pixels: one of the same size, encapsulation
+    and header fields after the stamp (frame id, size, encoding, step, data length; compared
+    as bytes) as the last has the last one's meta and verdict with its own stamp. Compressed
+    frames are always parsed and checked in full.
+    """
+
+    def __init__(self, compressed: bool, accepted: Collection[str] | None) -> None:
+        self.compressed, self.accepted = compressed, accepted
+        self._last: tuple[int, bytes, int, bytes, str, ImageMeta, str | None] | None = None
+
+    def __call__(self, raw: bytes | memoryview) -> tuple[ImageMeta, str | None]:
+        """Return the frame's meta and why it is unusable (``None``: usable)."""
+        k = self._last
+        if k is not None and len(raw) == k[0] and raw[:4] == k[1] and raw[12 : k[2]] == k[3]:
+            sec, nsec = struct.unpack_from(k[4], raw, 4)
+            m = k[5]
+            stamp = None if sec == 0 and nsec == 0 else sec + nsec * 1e-9
+            return ImageMeta(stamp, m.encoding, m.height, m.width, m.step, m.is_bigendian, m.data_offset,
+                             m.data_len, m.compressed), k[6]
+        meta = parse_image_meta(raw, self.compressed)
+        bad = check_image_meta(meta, raw, self.accepted)
+        if not self.compressed:
+            order = "<iI" if raw[1] in (1, 3) else ">iI"
+            at = meta.data_offset
+            self._last = (len(raw), bytes(raw[:4]), at, bytes(raw[12:at]), order, meta, bad)
+        return meta, bad
 
 
 # ------------------------------------------------------------------------------ damaged mcap
@@ -503,6 +588,8 @@ class BagSource:
         self.topics: ResolvedTopics | None = None
         self.types: dict[str, str] = {}
         self.counts: dict[str, int] = {}
+        self._joint_state = JointStateReader()
+        self._image_meta: ImageMetaReader | None = None
 
     # -- opening
     def __enter__(self) -> BagSource:
@@ -611,7 +698,9 @@ class BagSource:
         conns = [c for c in self._reader.connections if c.topic in wanted]
         index: dict[str, int] = {}
         last_t = -math.inf
-        it = self._reader.messages(connections=conns)
+        self._image_meta = None  # self.encodings may have changed since the last pass
+        # An uncompressed mcap file is read in place (frames skipped are never copied); else rosbags.
+        it = direct_messages(self._reader, conns) or self._reader.messages(connections=conns)
         while True:
             try:
                 conn, ts_ns, raw = next(it)
@@ -631,23 +720,26 @@ class BagSource:
                 yield Skipped(t, topic, f"{self.name}:{topic}#{k}: log time goes backwards")
                 continue
             last_t = t
-            yield self._convert(conn, t, bytes(raw), k)
+            # A frame stays a view of the bag (decoded, if ever, by LazyImage); the rest is small: copied.
+            yield self._convert(conn, t, raw if topic == tp.image else bytes(raw), k)
 
-    def _convert(self, conn: Any, t: float, raw: bytes, k: int) -> BagItem:
+    def _convert(self, conn: Any, t: float, raw: Any, k: int) -> BagItem:
         tp = self.topics
         assert tp is not None
         topic = conn.topic
         where = f"{self.name}:{topic}#{k}"
         try:
             if topic == tp.image:
-                meta = parse_image_meta(raw, compressed=conn.msgtype == COMPRESSED_TYPE)
-                bad = check_image_meta(meta, raw, self.encodings)
+                compressed = conn.msgtype == COMPRESSED_TYPE
+                if self._image_meta is None or self._image_meta.compressed != compressed:
+                    self._image_meta = ImageMetaReader(compressed, self.encodings)
+                meta, bad = self._image_meta(raw)
                 if bad:
                     return Skipped(t, topic, f"{where}: {bad}")
                 return FrameItem(t, meta.stamp, LazyImage(raw, meta, where))
             if topic == tp.joint_states:
                 try:
-                    names, positions, efforts = joint_state_arrays(raw)
+                    names, positions, efforts = self._joint_state(raw)
                 except (ValueError, IndexError, struct.error):  # odd layout: the full deserializer
                     msg = self._typestore.deserialize_cdr(raw, conn.msgtype)
                     names, positions = list(msg.name), [float(p) for p in msg.position]
