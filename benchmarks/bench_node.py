@@ -13,13 +13,15 @@
    included too). The first reading twice: by the driver process and by a subscriber in a
    process of its own (:class:`DecisionListener`, as a pick pipeline would be). Also the
    node's own ``latency_ms``. Beside them, in this run: the bare
-   model (``Predictor.predict`` on the same frames, and the forward pass alone). Four runs:
+   model (``Predictor.predict`` on the same frames, and the forward pass alone). Six runs:
    the default parameters; ``inference_priority`` 10 (SCHED_FIFO); ``inference_cpus`` set to
    the last CPU; and that with this (driver) process kept off it too (docs/node.md), 200
-   grasps each. Where the time goes, per stage, p50 / p99: the Tb frame's DDS hop and the
-   decision's (paired per grasp from the stamps above) and the node's own stages between them
-   (its ``stage_*_ms`` diagnostics: decode, session, queue, copies, predict, publish;
-   :mod:`tactile_grasp_predictor.stage_times`), whatever the model.
+   grasps each; then ``record_dir`` off and on, back to back, 200 grasps each (on: every
+   grasp's 640 x 480 Ta/Tb written at once, docs/recording.md). Where the time goes, per
+   stage, p50 / p99: the Tb frame's DDS hop and the decision's (paired per grasp from the
+   stamps above) and the node's own stages between them (its ``stage_*_ms`` diagnostics:
+   decode, session, queue, copies, predict, publish; :mod:`tactile_grasp_predictor.stage_times`),
+   whatever the model.
 2. Memory: the node's resident set size (VmRSS from /proc) sampled once a second from the
    first measured grasp for 10 minutes (the 1,000 grasps, then more) of 60 Hz 640 x 480
    frames; flat: every sample after the first minute within ±5 MB of their median.
@@ -411,6 +413,13 @@ def main(grasps: int | None = None, memory_s: float | None = None, hw: tuple[int
                                run_node(bundle, tmp, hw, others, 0.0, qos, {"inference_cpus": str(core)})))
             finally:
                 pin_process_threads(set(allowed))
+        # record_dir (#14): every grasp written at once (no outcome wait), 640x480 frames, against the
+        # same number of grasps without it, back to back: the recorder must not move the p99
+        variants.append(("record_dir off (the pair's baseline)",
+                         run_node(bundle, tmp, hw, others, 0.0, qos, {})))
+        variants.append(("record_dir on (each grasp written at once, uncompressed)",
+                         run_node(bundle, tmp, hw, others, 0.0, qos,
+                                  {"record_dir": str(tmp / "recorded"), "record_outcome_timeout_s": "0"})))
         bare = bare_model(bundle, default["frames"])
         debug = debug_image_cost(hw)
 

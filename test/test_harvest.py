@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from helpers.shards import write_stream_shards
 from tactile_grasp_predictor.data.calandra import CalandraShard
-from tactile_grasp_predictor.data.shard_writer import write_shard
-from tactile_grasp_predictor.data.trial_streams import TrialStreams
 from tactile_grasp_predictor.node_config import NodeConfig
 from tactile_grasp_predictor.replay.bag_source import BagSource, FrameItem
 from tactile_grasp_predictor.replay.evaluate import LabelTable, evaluate_bag
@@ -17,14 +16,6 @@ from training.cli import main as tgp
 from training.harvest import harvest
 
 NODE = (NodeConfig.from_values({}), {})
-
-
-def _sim_trial(k: int, tr: TrialStreams) -> dict[str, object]:
-    """A trial as ``tgp simulate --streams`` writes it (the keys load_trial_streams reads)."""
-    return {"object_name": f"thing_{k}".encode(), "is_gripping": int(bool(tr.label)),
-            "gelsightA_before": tr.frames_left[0], "gelsightA_during": tr.frames_left[-1],
-            "sim_gripper_time": tr.gripper_t, "sim_gripper_width": tr.gripper_w, "sim_t_lift": tr.t_lift,
-            "sim_gelsightA_stream": tr.frames_left, "sim_gelsightA_stream_time": tr.frame_t}
 
 
 def _read(directory: Path) -> list[tuple[object, ...]]:
@@ -63,8 +54,7 @@ def test_harvest_picks_the_frames_of_the_replay(tmp_path: Path) -> None:
     # the same trials as simulated shards: recorded into a bag on the way, the same frames come out,
     # with the shards' object names and labels
     sim = tmp_path / "sim"
-    sim.mkdir()
-    write_shard(sim / "s.h5", [_sim_trial(k, tr) for k, tr in enumerate(recs)], compression_level=1)
+    write_stream_shards(sim, recs)
     assert tgp(["harvest", str(sim), "--out", str(tmp_path / "from_sim"), "--no-progress"]) == 0
     sim_rows = _read(tmp_path / "from_sim")
     assert len(sim_rows) == len(rows)

@@ -13,12 +13,16 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers.shards import write_stream_shards
 from tactile_grasp_predictor.bundle import read_manifest
+from tactile_grasp_predictor.data.calandra import CalandraShard
 from tactile_grasp_predictor.errors import ConfigError
 from tactile_grasp_predictor.predictor import Predictor
+from training.bag_record import synthetic_recordings
 from training.config import check_queue, load_config
 from training.demo import (
     Grasp,
+    demo_trigger,
     describe_model,
     fit_queue,
     link_latest,
@@ -101,6 +105,24 @@ def test_prepare_bundle_trains_moco_exports_then_reuses(sim_dir: Path, tmp_path:
     (tmp_path / "mine").mkdir()
     link_latest(tmp_path / "mine", two)
     assert not (tmp_path / "mine").is_symlink()
+
+
+def test_prepare_bundle_fits_the_probe_on_the_frames_the_trigger_picks(sim_dir: Path, tmp_path: Path) -> None:
+    # grasp streams in the simulator's layout: the probe, calibrator and threshold see the harvested Ta/Tb
+    recs = synthetic_recordings(40, seed=6, size_hw=(48, 64), fps=30.0, no_part=0.1)
+    write_stream_shards(tmp_path / "probe", recs)
+    out = tmp_path / "demo"
+    args = (sim_dir, out, "tiny", TINY, "mlp", "balanced_accuracy", False, False, False)
+    bundle, reused = prepare_bundle(*args, probe_dir=tmp_path / "probe", rate=2.0)
+    assert not reused and bundle.name == "bundle-mlp-balanced_accuracy-harvest1"  # one shard, no manifest
+    harvested = sorted((out / "harvest_probe").glob("harvest_*.h5"))
+    n = sum(len(list(CalandraShard(f).trial_indices())) for f in harvested)
+    assert 30 <= n < 40  # the grasps that closed on nothing give no trial
+    man = read_manifest(bundle)
+    assert man["metrics"]["validation"]["n"] + man["metrics"]["n_fit"] == n
+    assert man["trigger"]["settings"] == demo_trigger(2.0)  # what the live node runs with
+    again, reused = prepare_bundle(*args, probe_dir=tmp_path / "probe", rate=2.0)
+    assert reused and again == bundle
 
 
 def _frames(sim_dir: Path) -> tuple[object, object]:

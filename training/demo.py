@@ -44,6 +44,8 @@ DEMO_THRESHOLD_RULE = "precision>=0.85"
 #: weights (threshold 0.57 vs 0.56, offline accuracy 84.0 vs 83.8 %), and the demo's figures would
 #: depend on what else the machine was doing. One thread is also the faster choice on a shared machine.
 DEMO_THREADS = 1
+#: Simulated grasps (with streams) whose trigger-picked frames fit the probe, its calibrator and threshold.
+DEMO_PROBE_TRIALS = 400
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,6 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-trials", type=int, default=1200,
                         help="simulated trials for training (paper split: 2/3 train, 1/3 test)")
     parser.add_argument("--live-trials", type=int, default=100, help="grasps run live (>= 100 for the demo)")
+    parser.add_argument("--probe-trials", type=int, default=DEMO_PROBE_TRIALS,
+                        help="simulated trials with streams whose trigger-picked Ta/Tb (tgp harvest) fit the "
+                             "probe and choose its calibrator and threshold (0: the training split's "
+                             "protocol frames)")
     parser.add_argument("--size", default="128x96", help="simulated GelSight image size WxH")
     parser.add_argument("--config", default="cpu", help="training config (named or a YAML path)")
     parser.add_argument("--epochs", type=int, default=10,
@@ -121,14 +127,18 @@ def _slug(text: str) -> str:
 
 
 def prepare_bundle(data_dir: Path, out: Path, config: str, overrides: list[str], probe: str,
-                   threshold_rule: str, onnx: bool, retrain: bool, progress: bool) -> tuple[Path, bool]:
+                   threshold_rule: str, onnx: bool, retrain: bool, progress: bool,
+                   probe_dir: Path | None = None, rate: float = 1.0) -> tuple[Path, bool]:
     """Train (or resume) ``config`` on ``data_dir`` and export a bundle; reuse both when they exist.
 
     The same steps as ``tgp train`` + ``tgp export``: ``load_config`` → ``load_splits`` →
     ``train`` (resumable run directory ``out/runs/<method>-<key>``, keyed by the config and
     the data's fingerprints, so a different config or data set trains a new run) →
     ``export_bundle`` into ``<run>/bundle-<probe>-<rule>``. The MoCo queue is fitted to the
-    training split unless ``moco_k`` is among the overrides. Returns (bundle, reused).
+    training split unless ``moco_k`` is among the overrides. With ``probe_dir`` (simulated
+    trials with streams) the probe, its calibrator and its threshold are fitted on the Ta/Tb the
+    node's trigger picks from those streams (:func:`harvest_set`), not on the training split's
+    protocol frames: ``<run>/bundle-<probe>-<rule>-harvest<N>``. Returns (bundle, reused).
     """
     from training.data.sets import load_splits
     from training.export import export_bundle, parse_threshold_rule
@@ -140,17 +150,57 @@ def prepare_bundle(data_dir: Path, out: Path, config: str, overrides: list[str],
     if not any(o.split("=", 1)[0].strip() == "moco_k" for o in overrides):
         cfg = fit_queue(cfg, len(train_set))
     run_dir = out / "runs" / f"{cfg.method}-{run_key(cfg, info)}"
-    bundle = run_dir / f"bundle-{probe}-{_slug(threshold_rule)}{'-onnx' if onnx else ''}"
+    harvested = f"-harvest{_count_trials(probe_dir)}" if probe_dir is not None else ""
+    bundle = run_dir / f"bundle-{probe}-{_slug(threshold_rule)}{harvested}{'-onnx' if onnx else ''}"
     if not retrain and (bundle / "manifest.json").is_file():
         return bundle, True
     print(f"      {cfg.method} ({cfg.arch}, {cfg.epochs} epochs, K={cfg.moco_k}, "
           f"{cfg.num_threads} thread(s)) on {len(train_set)} trials -> {run_dir}")
     result = train(cfg, train_set, run_dir, resume=not retrain, progress=progress,
                    source={"data": str(Path(data_dir).resolve())})
-    print(f"      exporting: {probe} probe on frozen features, threshold rule {threshold_rule}")
-    export_bundle(result, train_set, test_set, bundle, probe, onnx, info, overwrite=True,
-                  threshold_rule=threshold_rule)
+    fit_set, trigger = train_set, None
+    if probe_dir is not None:
+        fit_set = harvest_set(probe_dir, out / "harvest_probe", cfg, progress)
+        # the node's live settings: the frames were harvested in trial time with these timings x rate
+        trigger = {"source": f"tgp demo (robot at x{rate:g})", "settings": demo_trigger(rate)}
+    frames = "trigger-picked" if probe_dir is not None else "protocol"
+    print(f"      exporting: {probe} probe on frozen features of {len(fit_set)} {frames} trials, "
+          f"threshold rule {threshold_rule}")
+    export_bundle(result, fit_set, test_set, bundle, probe, onnx, info, overwrite=True,
+                  threshold_rule=threshold_rule, trigger=trigger)
     return bundle, False
+
+
+def _count_trials(directory: Path) -> int:
+    """Return the trials in the simulator's manifest of ``directory`` (its file names otherwise)."""
+    try:
+        return int(json.loads((directory / "sim_manifest.json").read_text())["trials"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return len(list(directory.glob("*.h5")))
+
+
+def demo_node_config(rate: float) -> Any:
+    """Return the node's configuration with the demo's trigger (:func:`demo_trigger` at ``rate``)."""
+    from tactile_grasp_predictor.node_config import NodeConfig
+
+    return NodeConfig.from_values({f"trigger.{k}": v for k, v in demo_trigger(rate).items()})
+
+
+def harvest_set(sim_dir: Path, out: Path, cfg: TrainConfig, progress: bool) -> Any:
+    """Harvest ``sim_dir`` with the demo's trigger in trial time into ``out``; return it as a ``TactileSet``.
+
+    A finished harvest of the same streams with the same trigger is reused.
+    """
+    from training.harvest import harvest, load_harvest
+
+    marker = out / "harvest.json"
+    stamp = {"source": str(sim_dir.resolve()), "trigger": demo_trigger(1.0)}
+    if not (marker.is_file() and json.loads(marker.read_text()) == stamp):
+        print(f"      tgp harvest {sim_dir}: the Ta/Tb the node's trigger picks from each stream")
+        summary = harvest([sim_dir], out, (demo_node_config(1.0), {}), progress=progress)
+        print(f"      harvested {summary.line()}")
+        marker.write_text(json.dumps(stamp))
+    return load_harvest(out, cfg, progress)
 
 
 def describe_model(manifest: dict[str, Any]) -> str:
@@ -343,6 +393,38 @@ def _correct(r: Any) -> bool:
     return r.decision is not None and (r.decision.verdict == GraspDecision.LIFT) == bool(r.label)
 
 
+def score_offline(live_dir: Path, bundle: Path, grasps: list[Grasp], out: Path,
+                  progress: bool) -> dict[str, dict[str, Any]]:
+    """Score the live trials offline with the same bundle: protocol frames, and trigger-picked frames.
+
+    ``protocol frames``: the simulator's ``gelsightA_before/during`` of each trial
+    (:func:`training.score.score_shards`); ``trigger-picked frames``: ``tgp harvest`` of the
+    trials' streams with the demo's trigger in trial time and the bundle, so every grasp gets the
+    decision the node's session makes offline (no part found included). Each against the same
+    live grasps' outcomes; ``same_as_live`` counts the grasps with the live node's verdict.
+    """
+    from tactile_grasp_predictor.predictor import Predictor
+    from training.harvest import harvest
+    from training.score import score_shards
+
+    predictor = Predictor.from_bundle(bundle, backend="torch", num_threads=1)
+    protocol, _ = score_shards(predictor, live_dir, progress=progress)
+    trig = harvest([live_dir], out / "harvest_live", (demo_node_config(1.0), {}), predictor=predictor,
+                   progress=progress).rows
+    live = {g.source: g for g in grasps}
+    result: dict[str, dict[str, Any]] = {}
+    kinds = (("protocol frames", protocol, "trial"), ("trigger-picked frames", trig, "source"))
+    for kind, rows, key in kinds:
+        scored = [(r, live[str(r[key])]) for r in rows if str(r[key]) in live]
+        lift = np.array([r["verdict"] == "LIFT" for r, _ in scored], dtype=bool)
+        y = np.array([g.label for _, g in scored], dtype=bool)
+        m = VerdictMetrics.of(lift, y)
+        result[kind] = {"n": len(scored), "accuracy": m.accuracy, "lift_precision": m.precision,
+                        "lift_recall": m.recall, "lifts": m.lifts,
+                        "same_as_live": sum(r["verdict"] == g.verdict for r, g in scored)}
+    return result
+
+
 # ------------------------------------------------------------------------------ the report
 def summarize(grasps: list[Grasp], threshold: float) -> dict[str, Any]:
     """Accuracy, LIFT precision/recall, baselines and latency percentiles of a run (NaN where undefined)."""
@@ -422,6 +504,10 @@ def write_report(out: Path, grasps: list[Grasp], summary: dict[str, Any], manife
         f"| **accuracy** | **{s['accuracy']:.1%}** |",
         f"| **LIFT precision** | **{s['lift_precision']:.1%}** ({s['lifts']} lifts) |",
         f"| LIFT recall | {s['lift_recall']:.1%} |",
+        *[f"| offline, same bundle and trials, {kind} | accuracy {format_metric(m['accuracy'], '.1%')}, "
+          f"LIFT precision {format_metric(m['lift_precision'], '.1%')}, recall "
+          f"{format_metric(m['lift_recall'], '.1%')} (same verdict as live: {m['same_as_live']}/{m['n']}) |"
+          for kind, m in s.get("offline", {}).items()],
         f"| baseline: always lift (accuracy = precision) | {s['baseline_always_lift_accuracy']:.1%} |",
         f"| baseline: gripper only (lift unless no part) | "
         f"accuracy {s['baseline_gripper_only_accuracy']:.1%}, "
@@ -453,8 +539,11 @@ def run(args: argparse.Namespace) -> int:
     progress = not args.no_progress
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    print(f"[1/4] simulating {args.train_trials} training and {args.live_trials} live trials ({w}x{h})")
+    print(f"[1/4] simulating {args.train_trials} training, {args.probe_trials} probe and {args.live_trials} "
+          f"live trials ({w}x{h}; probe and live with camera streams)")
     train_dir = simulate(out / "sim_train", args.train_trials, args.seed, False, (w, h), progress)
+    probe_dir = (simulate(out / "sim_probe", args.probe_trials, args.seed + 2000, True, (w, h), progress)
+                 if args.probe_trials > 0 else None)
     live_dir = simulate(out / "sim_live", args.live_trials, args.seed + 1000, True, (w, h), progress)
 
     from tactile_grasp_predictor.bundle import read_manifest
@@ -466,7 +555,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"[2/4] model: tgp train ({args.config} config: MoCo v2) -> frozen features -> {args.probe} "
               "probe -> tgp export bundle")
         bundle, reused = prepare_bundle(train_dir, out, args.config, overrides, args.probe,
-                                        args.threshold_rule, args.backend != "torch", args.retrain, progress)
+                                        args.threshold_rule, args.backend != "torch", args.retrain, progress,
+                                        probe_dir, args.rate)
         if reused:
             print(f"      reusing the run and bundle trained earlier with the same config and data: {bundle}")
         link_latest(out / "bundle", bundle)
@@ -477,6 +567,8 @@ def run(args: argparse.Namespace) -> int:
                          out / "predictor_node.log")
     summary = summarize(grasps, float(manifest.get("threshold", math.nan)))
     summary["extra_decisions"] = extra
+    print("      the live trials offline with the same bundle: protocol frames, then the trigger's frames")
+    summary["offline"] = score_offline(live_dir, bundle, grasps, out, progress)
     summary["wall_s"] = time.perf_counter() - t0
     print("[4/4] results")
     print(f"{'#':>4} {'trial':<28} {'outcome':<8} {'decision':<6} {'p':>6} {'reason':<20} {'ms':>7}")
@@ -489,6 +581,10 @@ def run(args: argparse.Namespace) -> int:
           f"latency p50 {s['node_latency_ms_p50']:.1f} ms "
           f"p99 {s['node_latency_ms_p99']:.1f} ms (end to end p50 {s['e2e_latency_ms_p50']:.1f} / "
           f"p99 {s['e2e_latency_ms_p99']:.1f} ms)  total {s['wall_s'] / 60:.1f} min")
+    for kind, m in summary["offline"].items():
+        print(f"offline, {kind}: accuracy {format_metric(m['accuracy'], '.1%')}  LIFT precision "
+              f"{format_metric(m['lift_precision'], '.1%')}  recall {format_metric(m['lift_recall'], '.1%')}"
+              f"  ({m['n']} trials, same verdict as live: {m['same_as_live']})")
     print(f"model: {describe_model(manifest)}")
     report = write_report(out, grasps, summary, manifest)
     print(f"report: {report} (+ report.png, grasps.csv, summary.json)")

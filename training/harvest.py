@@ -56,6 +56,8 @@ class HarvestSummary:
     grasps: int = 0
     successes: int = 0
     skipped: Counter[str] = field(default_factory=Counter)  # reason → grasps without a trial
+    #: every grasp decided: source, label, verdict, p, reason (with a bundle: the node's offline decisions)
+    rows: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     def line(self) -> str:
@@ -109,16 +111,19 @@ def harvest_bag(bag: Path, sink: _ShardSink, predictor: Any, node: tuple[Any, di
     sink.summary.warnings += result.warnings
     for g in result.grasps:
         sink.summary.grasps += 1
+        named = names(g) if names is not None else None
+        name, source = named or (result.bag, f"{result.bag}:grasp{g.grasp_id}")
+        d = g.decision
+        sink.summary.rows.append({"source": source, "label": g.label, "verdict": d.verdict.name,
+                                  "p": d.p_success, "reason": d.reason})
         job = jobs.get(g.grasp_id)
-        if g.decision.reason not in MODEL_REASONS or job is None:
-            sink.summary.skipped[g.decision.reason] += 1
+        if d.reason not in MODEL_REASONS or job is None:
+            sink.summary.skipped[d.reason] += 1
             continue
         if g.label is None:
             sink.summary.skipped["unlabelled"] += 1
             continue
-        named = names(g) if names is not None else None
-        name, source = named or (result.bag, f"{result.bag}:grasp{g.grasp_id}")
-        sink.add(grasp_trial(g.decision, job.snapshot, g.label, name, source, g.label_source))
+        sink.add(grasp_trial(d, job.snapshot, g.label, name, source, g.label_source))
 
 
 def _object_names(paths: Sequence[Path]) -> dict[str, str]:
@@ -205,6 +210,22 @@ def harvest(inputs: Sequence[Path], out: Path, node: tuple[Any, dict[str, Any]],
         harvest_streams(shards, sink, predictor, node, limit, progress)
     sink.flush()
     return summary
+
+
+def load_harvest(directory: Path, cfg: Any, progress: bool = True) -> Any:
+    """Load every trial of harvested shards as one ``TactileSet`` (cached as a split is): a probe's set."""
+    import numpy as np
+
+    from tactile_grasp_predictor.data.calandra import gelsight_key, index_shards
+    from training.data.cache import build_cache
+    from training.data.sets import TactileSet
+
+    index = index_shards(directory, keys=tuple(gelsight_key(cfg.finger, w) for w in ("before", "during")))
+    if len(index) == 0:
+        raise DatasetError(f"{directory}: no harvested trials")
+    arr = build_cache(index.refs, Path(directory) / ".cache", size_hw=cfg.resize_hw, finger=cfg.finger,
+                      progress=progress)
+    return TactileSet(arr.before, arr.during, np.asarray(arr.labels), list(arr.objects), list(arr.sources))
 
 
 # ------------------------------------------------------------------------------ CLI

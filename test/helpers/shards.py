@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
+from tactile_grasp_predictor.data.trial_streams import TrialStreams
 from training.data.sets import synthetic_set
 from training.data.shard_writer import write_shard
 
@@ -32,3 +34,17 @@ def write_synthetic_shards(directory: Path, n: int, hw: tuple[int, int] = (48, 6
     write_shard(directory / "a.h5", trials[:split], compression_level=compression_level)
     write_shard(directory / "b.h5", trials[split:], compression_level=compression_level)
     return trials
+
+
+def write_stream_shards(directory: Path, recordings: Sequence[TrialStreams], name: str = "s.h5") -> Path:
+    """Write ``recordings`` as ``tgp simulate --streams`` would: key frames plus the ``sim_*`` streams.
+
+    Object names are ``thing_<k>``; ``gelsightA_before/during`` the first and last frames.
+    """
+    trials = [{"object_name": f"thing_{k}".encode(), "is_gripping": int(bool(tr.label)),
+               "gelsightA_before": tr.frames_left[0], "gelsightA_during": tr.frames_left[-1],
+               "sim_gripper_time": tr.gripper_t, "sim_gripper_width": tr.gripper_w, "sim_t_lift": tr.t_lift,
+               "sim_gelsightA_stream": tr.frames_left, "sim_gelsightA_stream_time": tr.frame_t}
+              for k, tr in enumerate(recordings)]
+    directory.mkdir(parents=True, exist_ok=True)
+    return write_shard(directory / name, trials, compression_level=1)
