@@ -87,3 +87,28 @@ def test_garbled_metadata_is_refused_naming_the_field(bag: Path, tmp_path: Path)
     meta.write_text(re.sub(r"- message_count: \d+", "- message_count: lots", meta.read_text(), count=1))
     with pytest.raises(BagError, match=r"metadata\.yaml: topic '.*': message_count 'lots' is not a count"):
         evaluate_bag(copy, None)
+
+
+@pytest.mark.parametrize(("column", "value"),
+                         [("timestamp", "'soon'"), ("timestamp", "1.5"), ("data", "'text'")])
+def test_garbled_sqlite3_rows_are_skipped_by_name(tmp_path: Path, column: str, value: str) -> None:
+    """Found by make fuzz (#19): a sqlite3 row whose log time is text crashed the replay (TypeError).
+
+    sqlite3 columns hold any type, so garbled bytes can turn an integer log time or a data blob
+    into text or a float; such a row is skipped and named, and the other messages replay.
+    """
+    import sqlite3
+
+    path = tmp_path / "b"
+    write_bag(path, synthetic_recordings(1, seed=1, size_hw=(8, 8), no_part=0.0),
+              RecordOptions(storage="sqlite3"), progress=False)
+    good = evaluate_bag(path, None)
+    (db,) = path.glob("*.db3")
+    with sqlite3.connect(db) as con:
+        row = con.execute("SELECT m.id, t.name FROM messages m JOIN topics t ON m.topic_id = t.id "
+                          "ORDER BY m.timestamp LIMIT 1 OFFSET 3").fetchone()
+        con.execute(f"UPDATE messages SET {column} = {value} WHERE id = ?", (row[0],))
+    res = evaluate_bag(path, None)
+    assert res.skipped[row[1]] == good.skipped[row[1]] + 1
+    assert f"b:{row[1]}#" in res.skipped_first[row[1]] and "corrupt record" in res.skipped_first[row[1]]
+    assert len(res.grasps) == len(good.grasps) == 1

@@ -713,9 +713,14 @@ class BagSource:
                     f"(truncated or corrupt): {type(exc).__name__}: {exc}"
                 )
                 return
-            t = ts_ns * 1e-9
             topic = conn.topic
             k = index[topic] = index.get(topic, 0) + 1
+            if type(ts_ns) is not int or not isinstance(raw, (bytes, bytearray, memoryview)):
+                # sqlite3 columns hold any type: a garbled row gives text or a float for either
+                yield Skipped(max(last_t, 0.0), topic, f"{self.name}:{topic}#{k}: corrupt record "
+                              f"(log time {type(ts_ns).__name__}, data {type(raw).__name__})")
+                continue
+            t = ts_ns * 1e-9
             if t < last_t:
                 yield Skipped(t, topic, f"{self.name}:{topic}#{k}: log time goes backwards")
                 continue
