@@ -571,7 +571,8 @@ class BagSource:
 
     ``path`` is the bag directory (or its single ``.mcap`` / ``.db3`` file's directory);
     ``encodings``: the raw image encodings accepted, as the node's ``image_encodings`` (default:
-    its default), so frames the node would refuse are refused here too.
+    its default), so frames the node would refuse are refused here too; ``in_place``: read an
+    uncompressed mcap file in place (:mod:`.mcap_direct`; ``False``: with rosbags, the baseline).
     """
 
     path: Path
@@ -579,6 +580,7 @@ class BagSource:
     joint_width: JointWidthConfig = field(default_factory=default_joints)
     warnings: list[str] = field(default_factory=list)
     encodings: tuple[str, ...] = field(default_factory=default_encodings)  # the node's image_encodings
+    in_place: bool = True  # an uncompressed mcap file read in place (mcap_direct); False: always rosbags
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
@@ -700,7 +702,8 @@ class BagSource:
         last_t = -math.inf
         self._image_meta = None  # self.encodings may have changed since the last pass
         # An uncompressed mcap file is read in place (frames skipped are never copied); else rosbags.
-        it = direct_messages(self._reader, conns) or self._reader.messages(connections=conns)
+        direct = direct_messages(self._reader, conns) if self.in_place else None
+        it = direct or self._reader.messages(connections=conns)
         while True:
             try:
                 conn, ts_ns, raw = next(it)

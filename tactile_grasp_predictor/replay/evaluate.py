@@ -242,6 +242,7 @@ def evaluate_bag(
     progress: bool = False,
     encodings: Sequence[str] | None = None,
     on_job: Callable[[InferenceJob], None] | None = None,
+    in_place: bool = True,
 ) -> BagEvaluation:
     """Replay one bag offline; raises :class:`BagError` (naming the bag) only if it cannot be read at all.
 
@@ -251,9 +252,11 @@ def evaluate_bag(
     parameters; default: the node's defaults). ``encodings``: the node's ``image_encodings``
     (default: its default); frames in other encodings are refused as the node refuses them.
     ``on_job``: sees each grasp's :class:`InferenceJob` (the Ta/Tb the node picks) before the
-    model runs (``tgp harvest``).
+    model runs (``tgp harvest``). ``in_place``: :attr:`.bag_source.BagSource.in_place` (``False``:
+    the rosbags reader, the benchmark's baseline; the same decisions).
     """
-    source = BagSource(Path(path), topics or TopicSelection(), joint_width or default_joints())
+    source = BagSource(Path(path), topics or TopicSelection(), joint_width or default_joints(),
+                       in_place=in_place)
     if encodings is not None:
         source.encodings = tuple(encodings)
     config = session or SessionConfig()
