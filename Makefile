@@ -23,7 +23,7 @@ demo: setup
 bench: setup
 	$(PY) -m benchmarks
 
-# Hostile inputs, 10,000 cases per class, two classes at a time (docs/robustness.md); ~10 min here.
+# Hostile inputs, 10,000 cases per class, two classes at a time (docs/robustness.md: numbers, time).
 fuzz: setup
 	PYTHONPATH=test $(PY) -m helpers.fuzz_run --cases 10000 --jobs 2 --out fuzz-report
 

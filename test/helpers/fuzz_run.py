@@ -3,9 +3,10 @@
 Runs the ``test_fuzz_*`` tests with ``TGP_FUZZ_CASES`` cases per class (random seeds), two
 processes at a time by default, and measures each process's peak resident memory
 (``wait4``). Prints, per class: cases, accepted/refused, crashes, hangs, LIFTs on an error,
-peak RSS and seconds; writes ``fuzz.json`` and ``fuzz.png`` (cases per second and peak RSS per
-class) and each class's pytest log into ``--out``. Exit status 0 only if every class ran its
-cases with no crash, no hang, no LIFT on an error and a peak RSS under ``--max-rss-mb``.
+peak RSS, wall and CPU seconds (and the load average: other jobs inflate the wall time);
+writes ``fuzz.json`` and ``fuzz.png`` (cases per second and peak RSS per class) and each
+class's pytest log into ``--out``. Exit status 0 only if every class ran its cases with no
+crash, no hang, no LIFT on an error and a peak RSS under ``--max-rss-mb``.
 
 Usage (from the repository root)::
 
@@ -24,13 +25,13 @@ from pathlib import Path
 from typing import Any
 
 #: Class name → the pytest node that fuzzes it.
-CLASSES = {
+CLASSES = {  # the slowest first: two at a time, the short ones fill in at the end
+    "bundle": "test/test_fuzz_bundles.py",
+    "bag": "test/test_fuzz_bags.py",
+    "shard": "test/test_fuzz_shards.py",
     "session": "test/test_fuzz_session.py",
     "image": "test/test_fuzz_images.py::test_fuzz_raw_images_both_paths_agree_and_refuse_by_name",
     "compressed": "test/test_fuzz_images.py::test_fuzz_compressed_images_are_bounded_and_refused_by_name",
-    "bundle": "test/test_fuzz_bundles.py",
-    "shard": "test/test_fuzz_shards.py",
-    "bag": "test/test_fuzz_bags.py",
 }
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,7 +66,8 @@ def run(names: list[str], cases: int, jobs: int, out: Path) -> dict[str, dict[st
         tally_file = out / "tallies" / f"{name}.json"
         tally = json.loads(tally_file.read_text()) if tally_file.exists() else {}
         results[name] = {**tally, "exit_status": os.waitstatus_to_exitcode(status),
-                         "peak_rss_mb": usage.ru_maxrss / 1024.0, "wall_s": time.perf_counter() - t0}
+                         "peak_rss_mb": usage.ru_maxrss / 1024.0, "wall_s": time.perf_counter() - t0,
+                         "cpu_s": usage.ru_utime + usage.ru_stime, "load_1min": os.getloadavg()[0]}
         bar.set_postfix_str(f"{name}: {tally.get('cases', 0)} cases, {tally.get('crashes', '?')} crashes")
         bar.update()
     bar.close()
@@ -114,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     results = run(names, args.cases, args.jobs, args.out)
     wall = time.perf_counter() - t0
     header = f"{'class':<11}{'cases':>8}{'accepted':>10}{'refused':>9}{'crashes':>9}{'hangs':>7}" \
-             f"{'LIFT-on-err':>13}{'peak RSS':>11}{'seconds':>9}"
+             f"{'LIFT-on-err':>13}{'peak RSS':>11}{'wall s':>8}{'CPU s':>7}"
     print(header)
     ok = True
     for name, r in results.items():
@@ -124,11 +126,16 @@ def main(argv: list[str] | None = None) -> int:
         ok &= clean
         print(f"{name:<11}{r.get('cases', 0):>8}{r.get('accepted', 0):>10}{r.get('refused', 0):>9}"
               f"{r.get('crashes', '?'):>9}{r.get('hangs', '?'):>7}{r.get('lift_on_error', '?'):>13}"
-              f"{r['peak_rss_mb']:>8.0f} MB{r['wall_s']:>9.0f}" + ("" if clean else "   <-- FAIL"))
+              f"{r['peak_rss_mb']:>8.0f} MB{r['wall_s']:>8.0f}{r['cpu_s']:>7.0f}"
+              + ("" if clean else "   <-- FAIL"))
         for bad in r.get("first", [])[:2]:
             print("    " + bad.replace("\n", "\n    ")[:1500])
-    print(f"total {wall:.0f} s ({wall / 60:.1f} min), {args.jobs} at a time; report: {args.out}")
-    summary = {"cases_per_class": args.cases, "jobs": args.jobs, "wall_s": wall, "ok": ok, "classes": results}
+    load = sum(r["load_1min"] for r in results.values()) / max(1, len(results))
+    print(f"total {wall:.0f} s ({wall / 60:.1f} min), {args.jobs} at a time, "
+          f"{sum(r['cpu_s'] for r in results.values()):.0f} CPU s; mean 1-min load average {load:.1f} "
+          f"on {os.cpu_count()} CPUs (others' jobs inflate the wall time); report: {args.out}")
+    summary = {"cases_per_class": args.cases, "jobs": args.jobs, "wall_s": wall, "mean_load_1min": load,
+               "cpus": os.cpu_count(), "ok": ok, "classes": results}
     (args.out / "fuzz.json").write_text(json.dumps(summary, indent=1))
     _plot(results, args.out / "fuzz.png")
     return 0 if ok else 1
