@@ -49,13 +49,26 @@ THUMBNAIL_SIDE = 32
 TOP_SHARE = 0.02
 
 
+#: The last few thumbnails, by the frame array's identity (the array is held: its id stays its own).
+_THUMBNAILS: deque[tuple[np.ndarray, tuple[int, int], np.ndarray]] = deque(maxlen=4)
+
+
 def _thumbnail(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``image`` (H x W x C uint8) area-averaged to ``size`` (width, height), float32."""
+    """``image`` (H x W x C uint8) area-averaged to ``size`` (width, height), float32.
+
+    A frame judged twice (Ta: against the frame before it, then against Tb) is shrunk once.
+    """
     import cv2
 
+    for held, held_size, thumb in tuple(_THUMBNAILS):
+        if held is image and held_size == size:
+            return thumb
+    small = image
     if (image.shape[1], image.shape[0]) != size:
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    return image.astype(np.float32)
+        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    thumb = small.astype(np.float32)
+    _THUMBNAILS.append((image, size, thumb))
+    return thumb
 
 
 def deformation(a: np.ndarray, b: np.ndarray) -> float:

@@ -326,9 +326,15 @@ def parse_image_meta(raw: bytes | memoryview, compressed: bool) -> ImageMeta:
     return ImageMeta(stamp, encoding, height, width, step, big, off, n, False)
 
 
+_STAMP = {True: struct.Struct("<iI"), False: struct.Struct(">iI")}  # a Header's sec, nanosec by endianness
+
+
 def parse_header_stamp(raw: bytes) -> float | None:
     """Return the header stamp of a CDR message that starts with a ``std_msgs/Header`` (``None`` if empty)."""
-    return _Cdr(raw).stamp()
+    if len(raw) < 4:
+        raise ValueError("message shorter than the CDR encapsulation header")
+    sec, nsec = _STAMP[raw[1] in (1, 3)].unpack_from(raw, 4)  # as _Cdr(raw).stamp(), without the cursor
+    return None if sec == 0 and nsec == 0 else sec + nsec * 1e-9
 
 
 def parse_joint_state(raw: bytes) -> tuple[list[str], list[float]]:
