@@ -102,9 +102,13 @@ def shear_field(
     inside = np.zeros((h, w, 2), np.float32)
     inside[ys, xs, 0] = tx / stiffness
     inside[ys, xs, 1] = ty / stiffness
+    # outside the contact the free surface follows the nearby contact's displacement (normalised
+    # convolution: continuous at the rim) and relaxes over the decay length
     sigma = (DECAY_MM / sx, DECAY_MM / sy)
+    near = cv2.GaussianBlur(contact.astype(np.float32), (0, 0), sigmaX=sigma[0], sigmaY=sigma[1])
+    follow = np.minimum(1.0 / np.maximum(near, 1e-6), 2.0)
     for c in range(2):
-        disp[..., c] = cv2.GaussianBlur(inside[..., c], (0, 0), sigmaX=sigma[0], sigmaY=sigma[1])
+        disp[..., c] = cv2.GaussianBlur(inside[..., c], (0, 0), sigmaX=sigma[0], sigmaY=sigma[1]) * follow
     disp[contact] = inside[contact]
     mag = np.hypot(disp[..., 0], disp[..., 1])
     scale = np.minimum(1.0, MAX_SHEAR_MM / np.maximum(mag, 1e-9))
