@@ -16,6 +16,7 @@ from helpers.rig import BrightnessPredictor, Rig, overrides
 from helpers.waiting import wait_for
 from tactile_grasp_predictor.data.trial_streams import TrialStreams, load_trial_streams
 from tactile_grasp_predictor.errors import DatasetError
+from tactile_grasp_predictor.ros.conversions import stamp_to_float
 from tactile_grasp_predictor.ros.predictor_node import PredictorNode
 from tactile_grasp_predictor.ros.sim_robot_node import DRIVER_QOS, SimRobotNode
 
@@ -74,6 +75,12 @@ def test_closed_loop_lifts_on_lift_and_releases_on_abort(ros_context) -> None:
                    (GraspDecision.LIFT, "model", True)]
     assert [d.grasp_id for d in decisions] == [1, 2, 3]
     assert robot.results[0].decision == decisions[0]
+    # frames are stamped with their capture time on the trial's clock, not when they left (run to
+    # run, and offline from the same streams, the node picks the same frames): Tb - Ta is a whole
+    # number of 30 Hz frame periods
+    for d in decisions:
+        frames = (stamp_to_float(d.tb_stamp) - stamp_to_float(d.ta_stamp)) * 30.0
+        assert abs(frames - round(frames)) < 1e-3, frames
 
 
 def test_replays_simulated_shards_with_streams(ros_context, tmp_path: Path) -> None:

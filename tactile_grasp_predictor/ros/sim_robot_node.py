@@ -180,37 +180,52 @@ class SimRobotNode(Node):
             return next((m for n, m in self._decisions if n > seen), None)
 
     # ---------------------------------------------------------------- publishing
-    def _stamp(self) -> Any:
+    def _now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _time(self, t_s: float | None) -> Any:
+        """Return a stamp at ``t_s`` (ROS seconds; None: now)."""
+        return rclpy.time.Time(nanoseconds=round((self._now_s() if t_s is None else t_s) * 1e9)).to_msg()
+
+    def _stamp(self, t_s: float | None = None) -> Any:
         if self.values["empty_stamps"]:
             return rclpy.time.Time().to_msg()
-        return self.get_clock().now().to_msg()
+        return self._time(t_s)
 
-    def _publish_joint(self, width: float) -> None:
+    def _publish_joint(self, width: float, t_s: float | None = None) -> None:
         self._width = width
-        self._joint_pub.publish(finger_joint_state(width, self.get_clock().now().to_msg(), FINGER_JOINTS))
+        self._joint_pub.publish(finger_joint_state(width, self._time(t_s), FINGER_JOINTS))
 
-    def _publish_frame(self, left: np.ndarray, right: np.ndarray | None) -> None:
+    def _publish_frame(self, left: np.ndarray, right: np.ndarray | None, t_s: float | None = None) -> None:
+        """Publish a frame stamped ``t_s`` (its capture time on the trial's clock; None: now)."""
         self._last_frame = (left, right)
-        stamp = self._stamp()
+        stamp = self._stamp(t_s)
         enc = self.values["image_encoding"]
         self._img_pub.publish(rgb_to_image(left, enc, stamp, self.values["frame_id"]))
         if self._img_r_pub is not None and right is not None:
             self._img_r_pub.publish(rgb_to_image(right, enc, stamp, "gelsight_right"))
 
     def _play(self, tr: TrialStreams, events: list[_Event], t_origin: float, wall_origin: float) -> bool:
-        """Publish ``events`` at ``wall_origin + (t - t_origin) / rate``; False if stopped."""
+        """Publish ``events`` at ``wall_origin + (t - t_origin) / rate``; False if stopped.
+
+        Each message is stamped with its time on the trial's clock (scaled by ``rate``), not with
+        the moment it left: a late publish on a busy machine keeps its capture time, so the node
+        picks the same Ta/Tb on every run, and offline from the same streams (``tgp harvest``).
+        """
         rate = float(self.values["rate"])
+        ros_origin = self._now_s() + (wall_origin - time.monotonic())  # ROS time at wall_origin
         for e in events:
             delay = wall_origin + (e.t - t_origin) / rate - time.monotonic()
             if delay > 0 and self._stop.wait(delay):
                 return False
             if self._stop.is_set():
                 return False
+            t_s = ros_origin + (e.t - t_origin) / rate
             if e.kind == "joint":
-                self._publish_joint(e.width)
+                self._publish_joint(e.width, t_s)
             else:
                 right = tr.frames_right[e.index] if tr.frames_right is not None else None
-                self._publish_frame(tr.frames_left[e.index], right)
+                self._publish_frame(tr.frames_left[e.index], right, t_s)
         return not self._stop.is_set()
 
     def _hold(self, duration_s: float, width_to: float | None = None, until: Callable[[], bool] | None = None
@@ -224,6 +239,7 @@ class SimRobotNode(Node):
         period_j = 1.0 / (float(v["gripper_rate_hz"]) * rate)
         period_f = 1.0 / (float(v["camera_rate_hz"]) * rate)
         start, w0 = time.monotonic(), self._width
+        ros_start = self._now_s()  # messages stamped at their scheduled times (see _play)
         next_j = next_f = start
         while not self._stop.is_set():
             now = time.monotonic()
@@ -232,11 +248,12 @@ class SimRobotNode(Node):
             if now - start >= duration_s:
                 return False
             if now >= next_j:
-                frac = min(1.0, (now - start) / duration_s) if duration_s > 0 else 1.0
-                self._publish_joint(w0 + (width_to - w0) * frac if width_to is not None else w0)
+                frac = min(1.0, (next_j - start) / duration_s) if duration_s > 0 else 1.0
+                self._publish_joint(w0 + (width_to - w0) * frac if width_to is not None else w0,
+                                    ros_start + (next_j - start))
                 next_j += period_j
             if now >= next_f and self._last_frame is not None:
-                self._publish_frame(*self._last_frame)
+                self._publish_frame(*self._last_frame, ros_start + (next_f - start))
                 next_f += period_f
             self._stop.wait(max(0.0, min(next_j, next_f) - time.monotonic()))
         return False
