@@ -315,21 +315,24 @@ class TrialSimulator:
         """
         cfg = self.cfg
         nu, nv = cfg.ray_grid
+        fn, ft, torque, _cop = world.pad_wrench(side)
+        fn = max(fn, 0.0)
+        if info is not None:
+            info[f"force_{side}"] = fn
+        far = np.full((cfg.height, cfg.width), FAR_MM, np.float32)
+        if fn < gel.MIN_FORCE_N:  # an unloaded gel is not pressed wherever the object is: no rays
+            return far, None
         gap, pts, part = world.gap_map(side, nu, nv, mount=sensor.mount)
         finite = np.isfinite(gap)
         if not finite.any():
-            return np.full((cfg.height, cfg.width), FAR_MM, np.float32), None
+            return far, None
         size = (cfg.width, cfg.height)
         coarse = np.where(finite, gap * 1e3, FAR_MM).astype(np.float32)
         g = cv2.resize(coarse, size, interpolation=cv2.INTER_LINEAR)
-        fn, ft, torque, _cop = world.pad_wrench(side)
-        fn = max(fn, 0.0)
         # the texture matters only where the gel can touch: within its thickness of the closest
-        # point (the indentation is capped there) plus the texture's height; none without a load
-        near = np.zeros_like(g, bool)
-        if fn >= gel.MIN_FORCE_N:
-            free = g - self.dome_mm
-            near = free < free.min() + gel.MAX_DEPTH_MM + TEXTURE_MAX_MM
+        # point (the indentation is capped there) plus the texture's height
+        free = g - self.dome_mm
+        near = free < free.min() + gel.MAX_DEPTH_MM + TEXTURE_MAX_MM
         part_px = cv2.resize(part.astype(np.float32), size, interpolation=cv2.INTER_NEAREST).astype(np.int32)
         used = [int(i) for i in np.unique(part_px[near]) if i >= 0]
         if used:
@@ -362,15 +365,13 @@ class TrialSimulator:
                 if sensor.markers or (info is not None and side == "A"):
                     f_xy = (float(f_img[0]), float(f_img[1]))
                     disp, slip = shear_field(pressure, f_xy, t_img, mu, self.mm_per_px, field=sensor.markers)
-        if info is not None:
-            info[f"force_{side}"] = fn
-            if side == "A":
-                info["depth_A"] = depth
-                info["contact_px_A"] = float((hm < self.dome_mm).sum())
-                info["material_A"] = obj.surfaces[obj.parts[main].surface].material if main >= 0 else ""
-                info["friction_A"] = mu
-                info["shear_A"] = shear
-                info["slip_A"] = slip
+        if info is not None and side == "A":
+            info["depth_A"] = depth
+            info["contact_px_A"] = float((hm < self.dome_mm).sum())
+            info["material_A"] = obj.surfaces[obj.parts[main].surface].material if main >= 0 else ""
+            info["friction_A"] = mu
+            info["shear_A"] = shear
+            info["slip_A"] = slip
         return hm, disp
 
     @staticmethod
