@@ -8,6 +8,9 @@ Everything is measured in this run on random-weight bundles written here with th
   adds 2 threads);
 - ``preprocess``: one 480 x 640 pair → tensor (resize, Tb − Ta, crop, normalise);
 - ``predict``: the whole ``Predictor.predict(ta, tb)`` (what the node calls);
+- ``int8``: ``network_int8.onnx`` (``tgp export --quantize``: static INT8, calibrated here on 32
+  random pairs) against the fp32 ``network.onnx``, forward and whole ``predict``, calls
+  interleaved so both see the same load, with the ratio (the export's bar: >= 1.7x);
 - ``probe``: the probes alone on one feature vector: KNN over a 6,000-sample bank (the
   paper's training-set size), SVM with 3,000 support vectors, MLP 512-256-1;
 - ``paper size``: ResNet-18 at 224 px, channels-last, for reference.
@@ -17,6 +20,7 @@ Ratios are to the baseline measured in the same run. Run: ``.venv/bin/python -m 
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 import time
@@ -65,6 +69,47 @@ def _probes(gen: torch.Generator) -> dict[str, Probe]:
     }
 
 
+def _interleaved(fns: dict[str, Callable[[], object]], n: int = N_ITER) -> dict[str, tuple[float, float]]:
+    """p50/p99 ms of each function, called in turn (both see the same load)."""
+    for fn in fns.values():
+        for _ in range(N_WARM):
+            fn()
+    ms: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(n):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            ms[name].append((time.perf_counter() - t0) * 1e3)
+    return {k: (percentiles(v, (50, 99))["p50"], percentiles(v, (50, 99))["p99"]) for k, v in ms.items()}
+
+
+def _int8(path: Path, pre: PreprocessConfig, rng: np.random.Generator, ta: np.ndarray, tb: np.ndarray,
+          x: torch.Tensor) -> None:
+    """Quantise the bundle's network graph and compare int8 with fp32 onnxruntime in this run."""
+    from tactile_grasp_predictor.bundle import NETWORK_FILE, NETWORK_INT8_FILE, add_to_bundle
+    from training.quantize import quantize_network
+
+    frames = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(33)]
+    cal = np.concatenate([preprocess_pair(a, b, pre).numpy() for a, b in itertools.pairwise(frames)])
+    quantize_network(path / NETWORK_FILE, path.parent / NETWORK_INT8_FILE, cal)
+    add_to_bundle(path, {NETWORK_INT8_FILE: (path.parent / NETWORK_INT8_FILE).read_bytes()},
+                  {"quantization": {"method": "benchmark", "accepted": False}})
+    print(f"\nINT8 (network_int8.onnx, static, calibrated on {len(cal)} pairs) vs fp32 onnxruntime, "
+          f"interleaved, ms")
+    for threads in THREADS:
+        fp32 = Predictor.from_bundle(path, backend="onnx", num_threads=threads)
+        int8 = Predictor.from_bundle(path, backend="onnx_int8", num_threads=threads)
+        fwd = _interleaved({"fp32": lambda f=fp32: f.predict_tensor(x),  # type: ignore[misc]
+                            "int8": lambda f=int8: f.predict_tensor(x)})  # type: ignore[misc]
+        full = _interleaved({"fp32": lambda f=fp32: f.predict(ta, tb),  # type: ignore[misc]
+                             "int8": lambda f=int8: f.predict(ta, tb)})  # type: ignore[misc]
+        for what, r in (("forward", fwd), ("predict (incl. preprocess)", full)):
+            print(f"  {what:27s} {threads} thr: fp32 p50 {r['fp32'][0]:6.2f} p99 {r['fp32'][1]:6.2f} | "
+                  f"int8 p50 {r['int8'][0]:6.2f} p99 {r['int8'][1]:6.2f} | "
+                  f"int8 {r['fp32'][0] / r['int8'][0]:.2f}x faster at p50")
+    torch.set_num_threads(THREADS[-1])
+
+
 def main() -> None:
     gen = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
@@ -108,6 +153,7 @@ def main() -> None:
         p50, p99 = _times(lambda: onnx.predict(ta, tb))
         print(f"Predictor.predict, onnxruntime, {t_run} thr, incl. preprocess:         "
               f"p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+        _int8(path, pre, rng, ta, tb, x)
 
     feats = torch.randn(1, 512, generator=gen)
     print(f"\nprobe alone on 1 x 512 features (torch, {t_run} thr):")

@@ -13,6 +13,8 @@ Layout (format version 2)::
                             p(success) ``N``, preprocessing in the graph (:mod:`.onnx_graph`)
       network.onnx          with model.onnx: normalised difference ``N x 3 x S x S`` → p(success)
                             ``N`` (what the Predictor's ``onnx`` backend runs)
+      network_int8.onnx     optional (``tgp export --quantize``): network.onnx statically quantised
+                            to INT8 (manifest ``quantization``: speed, accuracy, accepted)
       calibration.safetensors  optional: the calibrator's tensors (manifest ``calibration``;
                             :mod:`~tactile_grasp_predictor.calibration`), part of every graph
 
@@ -78,12 +80,14 @@ __all__ = [
     "FORMAT_VERSION",
     "MANIFEST_FILE",
     "NETWORK_FILE",
+    "NETWORK_INT8_FILE",
     "ONNX_FILE",
     "ONNX_INPUT",
     "ONNX_OUTPUT",
     "PROBE_FILE",
     "Bundle",
     "GraspModel",
+    "add_to_bundle",
     "load_bundle",
     "provenance",
     "read_manifest",
@@ -97,6 +101,7 @@ ENCODER_FILE = "encoder.safetensors"
 PROBE_FILE = "probe.safetensors"
 ONNX_FILE = "model.onnx"
 NETWORK_FILE = "network.onnx"
+NETWORK_INT8_FILE = "network_int8.onnx"
 CALIBRATION_FILE = "calibration.safetensors"
 ONNX_INPUT = NETWORK_INPUT  # the network graph's input (format 1: model.onnx's)
 #: Size limits checked before a file is read (the encoder's follow from its architecture).
@@ -146,6 +151,7 @@ class Bundle:
     model_id: str
     onnx_path: Path | None
     frames_onnx_path: Path | None = None
+    int8_onnx_path: Path | None = None
 
     @property
     def encoder(self) -> Encoder:
@@ -327,6 +333,38 @@ def write_bundle(
     return out
 
 
+def add_to_bundle(path: str | os.PathLike[str], files: Mapping[str, bytes],
+                  fields: Mapping[str, Any]) -> None:
+    """Add files and manifest fields to a written bundle (e.g. ``network_int8.onnx`` and ``quantization``).
+
+    Each file is written (synced) before the manifest that lists it; the new manifest, checked
+    against the schema, replaces the old one atomically, so a reader sees the bundle before
+    or after, never between. Only :data:`NETWORK_INT8_FILE` and the ``quantization`` and
+    ``notes`` fields may be added.
+
+    Raises:
+        ConfigError: another file or field, or a manifest the schema refuses.
+        BundleError: the bundle's manifest cannot be read.
+
+    """
+    root = Path(path)
+    manifest = read_manifest(root)
+    if set(files) - {NETWORK_INT8_FILE} or set(fields) - {"quantization", "notes"}:
+        raise ConfigError(f"add_to_bundle: files {sorted(files)}, fields {sorted(fields)}: only "
+                          f"{NETWORK_INT8_FILE} and quantization/notes can be added")
+    for name, data in files.items():
+        _write_synced(root / name, data)
+        manifest["files"][name] = _sha256(data)
+    manifest.update({k: _json_ready(v, k) for k, v in fields.items()})
+    try:
+        check_manifest(manifest)
+    except BundleError as exc:
+        raise ConfigError(f"manifest: {exc}") from exc
+    tmp = root / f".{MANIFEST_FILE}.tmp"
+    _write_synced(tmp, (json.dumps(manifest, indent=2) + "\n").encode())
+    tmp.replace(root / MANIFEST_FILE)
+
+
 def _write_synced(path: Path, data: bytes) -> None:
     with path.open("wb") as fh:
         fh.write(data)
@@ -406,7 +444,7 @@ def _size_limits(name: str, encoder_bytes: int, probe_bytes: int) -> tuple[int, 
         return encoder_bytes, encoder_bytes + SAFETENSORS_HEADER_MAX
     if name == PROBE_FILE:
         return 0, MAX_PROBE_BYTES
-    if name in (ONNX_FILE, NETWORK_FILE):  # the same weights in another container (+ probe, + graph)
+    if name in (ONNX_FILE, NETWORK_FILE, NETWORK_INT8_FILE):  # the weights in another container
         return 0, encoder_bytes + probe_bytes + SAFETENSORS_HEADER_MAX * 16
     return 0, MAX_OTHER_FILE_BYTES
 
@@ -522,7 +560,7 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
         raise BundleError(f"{ppath}: {exc}") from exc
     if probe.in_dim != ARCHS[arch]:
         raise BundleError(f"{ppath}: probe input dim {probe.in_dim} != {arch} features {ARCHS[arch]}")
-    graphs = (ONNX_FILE, NETWORK_FILE)
+    graphs = (ONNX_FILE, NETWORK_FILE, NETWORK_INT8_FILE)
     others = sorted(files, key=lambda n: (n in graphs, n))  # the ONNX graphs (big) after the encoder
     def verified(name: str) -> bytes:
         return _read_verified(root, name, files[name], _size_limits(name, encoder_bytes, len(probe_blob)))
@@ -543,10 +581,15 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     else:
         onnx_path = root / NETWORK_FILE if NETWORK_FILE in files else None
         frames_onnx_path = root / ONNX_FILE if ONNX_FILE in files else None
+    int8_onnx_path = root / NETWORK_INT8_FILE if NETWORK_INT8_FILE in files else None
+    if (int8_onnx_path is None) != (manifest.get("quantization") is None):
+        raise BundleError(f"{root / MANIFEST_FILE}: field 'quantization' and files[{NETWORK_INT8_FILE!r}] "
+                          "must come together")
     model = GraspModel(encoder, probe, _calibrator(root, manifest, verified)).eval()
     pre = PreprocessConfig.from_dict(manifest["preprocessing"])  # checked by the schema
     threshold, model_id = float(manifest["threshold"]), str(manifest["model_id"])
-    return Bundle(root, manifest, model, pre, threshold, model_id, onnx_path, frames_onnx_path)
+    return Bundle(root, manifest, model, pre, threshold, model_id, onnx_path, frames_onnx_path,
+                  int8_onnx_path)
 
 
 def main(argv: list[str] | None = None) -> int:

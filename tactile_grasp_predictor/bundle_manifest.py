@@ -301,6 +301,15 @@ MANIFEST_FIELDS: tuple[ManifestField, ...] = (
         "kind": (choice(*CALIBRATION_KINDS), True), "fitted_on": (text(512), False),
         "n": (integer(0, 100_000_000), False)})), False,
         "the calibrator in calibration.safetensors: kind, what it was fitted on, how many trials"),
+    ManifestField("quantization", optional(mapping({
+        "method": (text(512), True), "calibration_frames": (integer(0, 100_000_000), False),
+        "threads": (integer(1, 1024), False),
+        "predict_ms_fp32": (optional(number(0.0, 1e6)), False),
+        "predict_ms_int8": (optional(number(0.0, 1e6)), False),
+        "speedup": (optional(number(0.0, 1e6)), False), "test": (any_json, False),
+        "accepted": (boolean, True), "why": (text(1024), False)})), False,
+        "network_int8.onnx: how it was quantised, its speed-up and test accuracy/AUC against fp32, "
+        "and whether backend auto runs it"),
     ManifestField("files", _files, True, "file name → sha256 of every file"),
 )
 _FIELDS: dict[str, tuple[Check, bool]] = {f.name: (f.check, f.required) for f in MANIFEST_FIELDS}

@@ -6,11 +6,13 @@ parameters, then through the network with the chosen backend:
 
 - ``torch`` (default): the bundle's safetensors weights, eval mode, ``torch.inference_mode``,
   channels-last memory format (10–40 % faster on CPU), CPU or CUDA.
-- ``onnx``: the bundle's ``model.onnx`` in onnxruntime (CPU, or CUDA where the
-  CUDA execution provider is installed).
-- ``auto``: ``onnx`` on the CPU when the bundle has a ``model.onnx`` and onnxruntime is
-  installed (its ResNet-18 forward is ~1.5x faster than torch's on this CPU, ``python -m
-  benchmarks model``), otherwise ``torch``. :attr:`Predictor.backend` names the one chosen.
+- ``onnx``: the bundle's network graph (``network.onnx``; format 1: ``model.onnx``) in
+  onnxruntime (CPU, or CUDA where the CUDA execution provider is installed).
+- ``onnx_int8``: the bundle's ``network_int8.onnx`` (``tgp export --quantize``), CPU.
+- ``auto``: on the CPU, ``onnx_int8`` when the bundle's ``quantization.accepted`` says it met
+  the speed and accuracy bar at export, else ``onnx`` when the bundle has the network graph and
+  onnxruntime is installed (its ResNet-18 forward is ~1.5x faster than torch's on this CPU,
+  ``python -m benchmarks model``), otherwise ``torch``. :attr:`Predictor.backend` names the one chosen.
 
 Bad frames raise :class:`~tactile_grasp_predictor.errors.FrameError`; a bad bundle raises
 :class:`~tactile_grasp_predictor.errors.BundleError`; an impossible backend/device choice
@@ -42,12 +44,12 @@ from tactile_grasp_predictor.preprocess import PreprocessConfig, preprocess_pair
 
 __all__ = ["BACKENDS", "BACKEND_CHOICES", "Predictor", "choose_backend", "resolve_device"]
 
-BACKENDS = ("torch", "onnx")  # the concrete backends
+BACKENDS = ("torch", "onnx", "onnx_int8")  # the concrete backends
 BACKEND_CHOICES = ("auto", *BACKENDS)  # what callers may ask for
 
 
 def choose_backend(backend: str, bundle: Bundle, device: torch.device) -> str:
-    """Return the concrete backend for ``backend`` (``auto``: onnx on CPU where the bundle allows)."""
+    """Return the concrete backend for ``backend`` (``auto``: int8 or onnx on CPU where the bundle allows)."""
     if backend not in BACKEND_CHOICES:
         raise ConfigError(f"backend {backend!r}: expected one of {BACKEND_CHOICES}")
     if backend != "auto":
@@ -58,7 +60,8 @@ def choose_backend(backend: str, bundle: Bundle, device: torch.device) -> str:
         import onnxruntime  # noqa: F401
     except ImportError:
         return "torch"
-    return "onnx"
+    accepted = (bundle.manifest.get("quantization") or {}).get("accepted") is True
+    return "onnx_int8" if accepted and bundle.int8_onnx_path is not None else "onnx"
 
 
 def resolve_device(device: str) -> torch.device:
@@ -101,7 +104,7 @@ class Predictor:
         model_id: the bundle's model id (recorded in every decision).
         threshold: the bundle's decision threshold (LIFT iff ``p >= threshold``).
         preprocess: the bundle's :class:`PreprocessConfig`.
-        backend: the backend in use, ``"torch"`` or ``"onnx"`` (``"auto"`` resolved).
+        backend: the backend in use, ``"torch"``, ``"onnx"`` or ``"onnx_int8"`` (``"auto"`` resolved).
         device: the device the network runs on (``"cpu"``, ``"cuda"``, ``"cuda:0"``, …).
         bundle: the loaded :class:`~tactile_grasp_predictor.bundle.Bundle` (manifest, paths).
 
@@ -138,13 +141,17 @@ class Predictor:
             self._session = self._onnx_session(num_threads)
 
     def _onnx_session(self, num_threads: int | None) -> Any:
-        path = self.bundle.onnx_path
+        path = self.bundle.int8_onnx_path if self.backend == "onnx_int8" else self.bundle.onnx_path
         if path is None:
-            raise BundleError(f"{self.bundle.path}: no model.onnx in this bundle (export it with ONNX)")
+            what = "network_int8.onnx (export with --quantize)" if self.backend == "onnx_int8" else \
+                "model.onnx (export it with ONNX)"
+            raise BundleError(f"{self.bundle.path}: no {what} in this bundle")
         try:
             import onnxruntime as ort
         except ImportError as exc:
             raise ConfigError("backend 'onnx': onnxruntime is not installed") from exc
+        if self._dev.type == "cuda" and self.backend == "onnx_int8":
+            raise ConfigError("backend 'onnx_int8': CPU only")
         if self._dev.type == "cuda":
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise ConfigError("backend 'onnx' on CUDA: onnxruntime has no CUDAExecutionProvider here")
@@ -172,8 +179,9 @@ class Predictor:
 
         Args:
             path: bundle directory.
-            backend: ``"torch"``, ``"onnx"`` (needs the bundle's ``model.onnx``) or ``"auto"``
-                (onnx on CPU where possible, else torch).
+            backend: ``"torch"``, ``"onnx"`` (needs the bundle's ONNX graphs), ``"onnx_int8"``
+                (needs ``network_int8.onnx``) or ``"auto"`` (int8 where the bundle accepted it, else
+                onnx on CPU where possible, else torch).
             device: ``"cpu"`` (default), ``"cuda"``/``"cuda:N"`` (error if absent) or
                 ``"auto"`` (CUDA if present).
             num_threads: CPU threads: caps torch's and OpenCV's pools, process-wide (see
