@@ -51,15 +51,19 @@ def calibrate(kind: str, p_val: np.ndarray, y_val: np.ndarray, p_test: np.ndarra
     return cal, report
 
 
-def plot_reliability(report: dict[str, Any], path: Path, title: str = "") -> Path:
-    """Draw the reliability diagrams of ``report`` (validation and test, before and after) into ``path``."""
+def plot_reliability(report: dict[str, Any], path: Path, title: str = "",
+                     names: tuple[str, str] = ("validation", "test")) -> Path:
+    """Draw the reliability diagrams of ``report`` (validation and test, before and after) into ``path``.
+
+    ``names``: the panels' titles (the report's keys stay ``validation`` and ``test``).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), sharey=True)
-    for ax, split in zip(axes, ("validation", "test"), strict=True):
+    for ax, split, name in zip(axes, ("validation", "test"), names, strict=True):
         r = report[split]
         ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="calibrated")
         for when, colour in (("before", "tab:red"), ("after", "tab:blue")):
@@ -72,7 +76,7 @@ def plot_reliability(report: dict[str, Any], path: Path, title: str = "") -> Pat
                 ax.annotate(str(b["n"]), (b["mean_p"], b["success_rate"]), fontsize=6, color=colour,
                             xytext=(2, 3), textcoords="offset points")
         ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean p(success) in the bin",
-               title=f"{split} ({r['n']} trials)")
+               title=f"{name} ({r['n']} trials)")
         ax.legend(loc="upper left", fontsize=7)
     axes[0].set_ylabel("success rate in the bin")
     fig.suptitle(title or "reliability before / after calibration (numbers: trials per bin)", fontsize=9)
