@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.shards import write_stream_shards
-from tactile_grasp_predictor.data.calandra import CalandraShard
+from helpers.shards import read_shard_dir, write_stream_shards
 from tactile_grasp_predictor.node_config import NodeConfig
 from tactile_grasp_predictor.replay.bag_source import BagSource, FrameItem
 from tactile_grasp_predictor.replay.evaluate import LabelTable, evaluate_bag
@@ -19,14 +18,8 @@ NODE = (NodeConfig.from_values({}), {})
 
 
 def _read(directory: Path) -> list[tuple[object, ...]]:
-    rows = []
-    for f in sorted(directory.glob("*.h5")):
-        with CalandraShard(f) as shard:
-            for i in shard.trial_indices():
-                t = shard.read(i, keys=("gelsightA_before", "gelsightA_during"))
-                rows.append((t.object_name, t.is_gripping, t.images["gelsightA_before"],
-                             t.images["gelsightA_during"], t.extras))
-    return rows
+    return [(t.object_name, t.is_gripping, t.images["gelsightA_before"], t.images["gelsightA_during"],
+             t.extras) for t in read_shard_dir(directory)]
 
 
 def test_harvest_picks_the_frames_of_the_replay(tmp_path: Path) -> None:

@@ -21,7 +21,6 @@ from rclpy.node import Node
 from std_msgs.msg import Bool
 
 from helpers.rig import (
-    REALTIME_RERUNS,
     BrightnessPredictor,
     Driver,
     GraspScript,
@@ -30,12 +29,10 @@ from helpers.rig import (
     run_grasp,
     start_predictor,
 )
+from helpers.shards import read_shard_dir
 from helpers.waiting import wait_for
-from tactile_grasp_predictor.data.calandra import CalandraShard
 from tactile_grasp_predictor.ros.conversions import stamp_to_float
 from training.cli import main as tgp
-
-pytestmark = REALTIME_RERUNS  # real-time DDS on a 2-core machine: rerun a stalled test
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE_PY = ROOT / ".venv-fixtures" / "bin" / "python"
@@ -46,14 +43,8 @@ SCRIPTED = {"trigger__frame_max_age_s": 5.0, "trigger__tb_timeout_s": 6.0}
 
 def _trials(directory: Path) -> list[tuple[object, ...]]:
     """(label, Ta, Tb, node_* attributes) of every trial in ``directory``'s shards, in file order."""
-    out = []
-    for f in sorted(directory.glob("*.h5")):
-        with CalandraShard(f) as shard:
-            for i in shard.trial_indices():
-                t = shard.read(i, keys=("gelsightA_before", "gelsightA_during"))
-                out.append((t.is_gripping, t.images["gelsightA_before"], t.images["gelsightA_during"],
-                            t.extras))
-    return out
+    return [(t.is_gripping, t.images["gelsightA_before"], t.images["gelsightA_during"], t.extras)
+            for t in read_shard_dir(directory)]
 
 
 def _outcome_publisher(context: rclpy.context.Context) -> tuple[Node, object]:

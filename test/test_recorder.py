@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from helpers.shards import read_shard_dir
 from helpers.waiting import wait_for
-from tactile_grasp_predictor.data.calandra import CalandraShard
 from tactile_grasp_predictor.decision import Decision, Verdict
 from tactile_grasp_predictor.gate import Frame, SnapshotReady
 from tactile_grasp_predictor.recorder import GraspRecorder, RecorderConfig
@@ -24,14 +24,8 @@ def grasp(k: int) -> tuple[Decision, SnapshotReady]:
 
 def labels(directory: Path) -> list[tuple[bool, int, int]]:
     """(label, grasp id, Tb value) of every trial in ``directory``'s shards."""
-    out = []
-    for f in sorted(directory.glob("*.h5")):
-        with CalandraShard(f) as shard:
-            for i in shard.trial_indices():
-                t = shard.read(i, keys=("gelsightA_during",))
-                tb = t.images["gelsightA_during"]
-                out.append((t.is_gripping, t.extras["node_grasp_id"], int(tb[0, 0, 0])))
-    return out
+    return [(t.is_gripping, t.extras["node_grasp_id"], int(t.images["gelsightA_during"][0, 0, 0]))
+            for t in read_shard_dir(directory, keys=("gelsightA_during",))]
 
 
 def test_outcomes_label_the_waiting_grasp_and_the_rest_is_unlabelled(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
+from tactile_grasp_predictor.data.calandra import CalandraShard, Trial
 from tactile_grasp_predictor.data.trial_streams import TrialStreams
 from training.data.sets import synthetic_set
 from training.data.shard_writer import write_shard
@@ -48,3 +49,13 @@ def write_stream_shards(directory: Path, recordings: Sequence[TrialStreams], nam
               for k, tr in enumerate(recordings)]
     directory.mkdir(parents=True, exist_ok=True)
     return write_shard(directory / name, trials, compression_level=1)
+
+
+def read_shard_dir(directory: Path, keys: Sequence[str] = ("gelsightA_before", "gelsightA_during")
+                   ) -> list[Trial]:
+    """Every trial of ``directory``'s ``*.h5`` shards (file order, then trial order) with ``keys``."""
+    trials = []
+    for f in sorted(directory.glob("*.h5")):
+        with CalandraShard(f) as shard:
+            trials += [shard.read(i, keys=keys) for i in shard.trial_indices()]
+    return trials
