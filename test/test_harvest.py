@@ -12,7 +12,7 @@ from tactile_grasp_predictor.replay.bag_source import BagSource, FrameItem
 from tactile_grasp_predictor.replay.evaluate import LabelTable, evaluate_bag
 from training.bag_record import RecordOptions, synthetic_recordings, write_bag
 from training.cli import main as tgp
-from training.harvest import harvest
+from training.harvest import HOLD_S, harvest
 
 NODE = (NodeConfig.from_values({}), {})
 
@@ -25,7 +25,11 @@ def _read(directory: Path) -> list[tuple[object, ...]]:
 def test_harvest_picks_the_frames_of_the_replay(tmp_path: Path) -> None:
     recs = synthetic_recordings(8, seed=4, fps=30.0, no_part=0.4)
     bag = tmp_path / "grasps"
-    write_bag(bag, recs, RecordOptions(), progress=False)
+    # as the closed-loop robot plays them: held at the lift until the decision (what harvest does)
+    held = [tr.held_for_decision(HOLD_S) for tr in recs]
+    assert all(np.array_equal(h.frames_left[-1], tr.frames_left[tr.frame_t < tr.t_lift][-1])
+               and h.frame_t[-1] < tr.t_lift + HOLD_S <= h.t_lift for h, tr in zip(held, recs, strict=True))
+    write_bag(bag, held, RecordOptions(), progress=False)
     # the node's decision path over the bag, as tgp bag eval runs it (no model: model_unavailable)
     ev = evaluate_bag(bag, None, labels=LabelTable.read(tmp_path / "grasps.labels.csv"))
     judged = [g for g in ev.grasps if g.decision.reason == "model_unavailable"]

@@ -43,6 +43,8 @@ from tactile_grasp_predictor.gate import Reason
 from tactile_grasp_predictor.recorder import grasp_trial
 from tactile_grasp_predictor.session import InferenceJob
 
+#: Seconds a simulated trial is held at its lift, as the closed-loop robot waits for the decision.
+HOLD_S = 3.0
 #: Decisions whose Ta/Tb the model judged (or would have: no model loaded).
 MODEL_REASONS = (Reason.MODEL, Reason.MODEL_UNAVAILABLE)
 
@@ -139,11 +141,15 @@ def _object_names(paths: Sequence[Path]) -> dict[str, str]:
 
 def harvest_streams(paths: Sequence[Path], sink: _ShardSink, predictor: Any,
                     node: tuple[Any, dict[str, Any]], limit: int | None = None,
-                    progress: bool = True) -> None:
+                    progress: bool = True, hold_s: float = HOLD_S) -> None:
     """Harvest simulated trials with streams (``tgp simulate --streams``): a bag, then :func:`harvest_bag`.
 
     Labels come from the recording's labels CSV (the shards' outcomes), object names from the
-    shards: a grasp belongs to the trial whose log-time window holds its closing onset.
+    shards: a grasp belongs to the trial whose log-time window holds its closing onset. With
+    ``hold_s`` > 0 each trial is cut at its lift and held for ``hold_s`` (the last frame and
+    width), as ``sim_robot_node`` holds while it waits for the decision
+    (:meth:`~tactile_grasp_predictor.data.trial_streams.TrialStreams.held_for_decision`): a Tb
+    due after the lift is a held frame, as live, never a frame of the lift itself.
     """
     from tactile_grasp_predictor.data.trial_streams import load_trial_streams
     from tactile_grasp_predictor.replay.evaluate import LabelTable
@@ -154,8 +160,10 @@ def harvest_streams(paths: Sequence[Path], sink: _ShardSink, predictor: Any,
     work.mkdir(parents=True)
     try:
         bag = work / "streams"
-        rows = write_bag(bag, load_trial_streams(paths, limit, require_streams=True), RecordOptions(),
-                         progress=progress)
+        streams = load_trial_streams(paths, limit, require_streams=True)
+        if hold_s > 0:  # as the closed-loop robot shows them: held at the lift until the decision
+            streams = (tr.held_for_decision(hold_s) for tr in streams)
+        rows = write_bag(bag, streams, RecordOptions(), progress=progress)
         objects = _object_names(paths)
         windows = [(float(r["t_start"]), float(r["t_end"]), str(r["source"])) for r in rows]
 

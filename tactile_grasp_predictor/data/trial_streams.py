@@ -85,6 +85,32 @@ class TrialStreams:
         """The reported opening at the trial start (the gripper returns to it between trials)."""
         return float(self.reported_width[0])
 
+    def held_for_decision(self, hold_s: float, camera_rate_hz: float = 30.0,
+                          gripper_rate_hz: float = 50.0) -> TrialStreams:
+        """Return the trial as a closed-loop robot shows it while it waits for the decision.
+
+        ``sim_robot_node`` (closed loop) plays the streams up to the lift, then holds: it keeps
+        publishing the last frame before ``t_lift`` at ``camera_rate_hz`` and the last width at
+        ``gripper_rate_hz`` until the decision comes. This view ends with ``hold_s`` of that hold
+        (its ``t_lift`` at the hold's end), so a trigger that fires after ``t_lift`` sees held
+        frames, as live, never the lift. The right stream, if any, is held the same way.
+        """
+        g, f = self.gripper_t < self.t_lift, self.frame_t < self.t_lift
+        if not g.any() or not f.any():
+            return self
+        tg = self.t_lift + np.arange(0.0, hold_s, 1.0 / gripper_rate_hz)
+        tf = self.t_lift + np.arange(0.0, hold_s, 1.0 / camera_rate_hz)
+        last = int(np.flatnonzero(f)[-1])
+
+        def held(frames: np.ndarray) -> np.ndarray:
+            return np.concatenate([frames[f], np.repeat(frames[last:last + 1], len(tf), axis=0)])
+
+        return TrialStreams(
+            self.source, self.label, np.concatenate([self.gripper_t[g], tg]),
+            np.concatenate([self.gripper_w[g], np.full(len(tg), self.gripper_w[g][-1])]),
+            np.concatenate([self.frame_t[f], tf]), held(self.frames_left), self.t_lift + hold_s,
+            None if self.frames_right is None else held(self.frames_right), self.synthetic_stream)
+
     @classmethod
     def from_trial(cls, trial: Trial, camera_rate_hz: float = 30.0) -> TrialStreams:
         """From a reader ``Trial`` with the simulator's ``sim_*`` extras.
