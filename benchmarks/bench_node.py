@@ -104,6 +104,12 @@ def rss_mb(pid: int) -> float:
     return math.nan
 
 
+def driver_frames(hw: tuple[int, int]) -> list[np.ndarray]:
+    """The four random-noise frames the driver cycles (seed 0)."""
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 256, (*hw, 3), dtype=np.uint8) for _ in range(4)]
+
+
 class Driver:
     """Publishes 60 Hz frames and 200 Hz joint states; runs grasps on request; records decisions."""
 
@@ -126,8 +132,7 @@ class Driver:
         self.stages: dict[str, str] = {}  # the node's stage_*_ms figures (stage_times.py), the latest
         self.model_loaded = threading.Event()  # the node's diagnostics say model_loaded True
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._diag, 10)
-        rng = np.random.default_rng(0)
-        self.frames = [rng.integers(0, 256, (*hw, 3), dtype=np.uint8) for _ in range(4)]
+        self.frames = driver_frames(hw)
         self.width = 0.08
         self.stop = threading.Event()
 
@@ -267,8 +272,8 @@ def run_node(bundle: Path, tmp: Path, hw: tuple[int, int], grasps: int, memory_s
         while not matched() and time.monotonic() < deadline:
             time.sleep(0.05)
         streamer.start()
-        if not driver.model_loaded.wait(120):  # model load + warm-up in the node
-            raise RuntimeError(f"predictor_node did not load its model in 120 s (log: {tmp / 'node.log'})")
+        if not driver.model_loaded.wait(60):  # model load + warm-up in the node
+            print("  (no model_loaded True in the node's diagnostics within 60 s: going on)", flush=True)
         time.sleep(1.0)
         for _ in range(3):  # warm-up grasps
             driver.grasp()
@@ -394,46 +399,51 @@ def main(grasps: int | None = None, memory_s: float | None = None, hw: tuple[int
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         bundle = _bundle(tmp)
-        default = run_node(bundle, tmp, hw, grasps, memory_s, qos, {})
+        bare = bare_model(bundle, driver_frames(hw))  # first: its figures head every run's report
+        print(f"frames {hw[1]}x{hw[0]} rgb8 at 60 Hz, joint states 200 Hz; cpu-size ResNet-18 bundle "
+              f"(random weights), backend {BACKEND} ({bare['backend']}), 1 thread; node image_qos {qos}; "
+              f"load average (1 min) {os.getloadavg()[0]:.2f}")
+        print(f"bare model, same run ({bare['n']} calls): predict (preprocess + forward) p50 "
+              f"{bare['predict_p50']:.2f} ms p99 {bare['predict_p99']:.2f} ms; preprocessing alone p50 "
+              f"{bare['preprocess_p50']:.2f} / p99 {bare['preprocess_p99']:.2f} ms; forward alone p50 "
+              f"{bare['forward_p50']:.2f} / p99 {bare['forward_p99']:.2f} ms", flush=True)
+
+        def run(title: str, n: int, mem_s: float, params: dict[str, str]) -> dict[str, Any] | None:
+            """One run, reported at once; a failed run is reported and the others go on."""
+            try:
+                result = run_node(bundle, tmp, hw, n, mem_s, qos, params)
+            except Exception as exc:
+                print(f"-- {title}: FAILED: {type(exc).__name__}: {exc}", flush=True)
+                return None
+            _report(title, result, bare)
+            sys.stdout.flush()
+            return result
+
+        default = run("default parameters (no CPU pinning)", grasps, memory_s, {})
+        if default is not None:
+            print_memory(default["samples"], memory_s)
         # The model's thread preempts the others (needs CAP_SYS_NICE / rtprio: the node says if refused).
-        variants: list[tuple[str, dict[str, Any]]] = [
-            ("inference_priority:=10 (SCHED_FIFO)",
-             run_node(bundle, tmp, hw, others, 0.0, qos, {"inference_priority": "10"}))]
+        run("inference_priority:=10 (SCHED_FIFO)", others, 0.0, {"inference_priority": "10"})
         if len(allowed) >= 2:
             core = allowed[-1]
             rest = ",".join(map(str, allowed[:-1]))
             # The node alone keeps a core for the model (inference_cpus); the drivers roam.
-            variants.append((f"inference_cpus:={core} (the driver process on any CPU)",
-                           run_node(bundle, tmp, hw, others, 0.0, qos, {"inference_cpus": str(core)})))
+            run(f"inference_cpus:={core} (the driver process on any CPU)", others, 0.0,
+                {"inference_cpus": str(core)})
             # What docs/node.md recommends on a small computer: the drivers (here: this process)
             # kept off that core too (taskset / cpuset for the driver processes).
             pin_process_threads(set(allowed) - {core})
             try:
-                variants.append((f"inference_cpus:={core}, the driver process on CPU {rest}",
-                               run_node(bundle, tmp, hw, others, 0.0, qos, {"inference_cpus": str(core)})))
+                run(f"inference_cpus:={core}, the driver process on CPU {rest}", others, 0.0,
+                    {"inference_cpus": str(core)})
             finally:
                 pin_process_threads(set(allowed))
         # record_dir (#14): every grasp written at once (no outcome wait), 640x480 frames, against the
         # same number of grasps without it, back to back: the recorder must not move the p99
-        variants.append(("record_dir off (the pair's baseline)",
-                         run_node(bundle, tmp, hw, others, 0.0, qos, {})))
-        variants.append(("record_dir on (each grasp written at once, uncompressed)",
-                         run_node(bundle, tmp, hw, others, 0.0, qos,
-                                  {"record_dir": str(tmp / "recorded"), "record_outcome_timeout_s": "0"})))
-        bare = bare_model(bundle, default["frames"])
-        debug = debug_image_cost(hw)
-
-    print(f"frames {hw[1]}x{hw[0]} rgb8 at 60 Hz, joint states 200 Hz; cpu-size ResNet-18 bundle "
-          f"(random weights), backend {BACKEND} ({bare['backend']}), 1 thread; node image_qos {qos}")
-    print(f"bare model, same run ({bare['n']} calls): predict (preprocess + forward) p50 "
-          f"{bare['predict_p50']:.2f} ms p99 {bare['predict_p99']:.2f} ms; preprocessing alone p50 "
-          f"{bare['preprocess_p50']:.2f} / p99 {bare['preprocess_p99']:.2f} ms; forward alone p50 "
-          f"{bare['forward_p50']:.2f} / p99 {bare['forward_p99']:.2f} ms")
-    _report("default parameters (no CPU pinning)", default, bare)
-    for title, result in variants:
-        _report(title, result, bare)
-    print_debug_image_cost(debug, hw)
-    print_memory(default["samples"], memory_s)
+        run("record_dir off (the pair's baseline)", others, 0.0, {})
+        run("record_dir on (each grasp written at once, uncompressed)", others, 0.0,
+            {"record_dir": str(tmp / "recorded"), "record_outcome_timeout_s": "0"})
+        print_debug_image_cost(debug_image_cost(hw), hw)
 
 
 def print_memory(samples: list[tuple[float, float]], memory_s: float) -> None:
