@@ -89,6 +89,30 @@ def test_empty_dataspace_and_bad_empty_records(shard: Path) -> None:
         s.read_array(0, EXTRAS[0])
 
 
+
+def test_empty_array_record_with_a_number_for_its_dtype_is_refused_unallocated(shard: Path) -> None:
+    """Found by make fuzz (#19): ``zeroarray_dtype`` = 2**31 (a number) was read as ``bytes(2**31)``.
+
+    One attribute made the reader allocate 2 GiB (18 GB peak, a hang); a dtype record must be
+    short text. tracemalloc sees Python's allocations: the refusal costs kilobytes.
+    """
+    import tracemalloc
+
+    def record(g: h5py.Group) -> None:
+        d = g.create_dataset(EXTRAS[0], data=np.array([0, 3]))
+        d.attrs["zeroarray_dtype"] = 2**28
+
+    _replace(shard, EXTRAS[0], record)
+    with CalandraShard(shard) as s:
+        tracemalloc.start()
+        try:
+            with pytest.raises(DatasetError, match=r"s\.h5:i0: key 'sim_extra_0': bad empty-array record"):
+                s.read_array(0, EXTRAS[0])
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 1 << 20, peak
+
 def test_hdf5_runtime_errors_name_the_file_and_trial(shard: Path) -> None:
     """Regression (#19): corrupt metadata surfaced as h5py RuntimeError outside DatasetError."""
     data = bytearray(shard.read_bytes())

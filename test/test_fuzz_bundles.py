@@ -19,9 +19,11 @@ import json
 import os
 import shutil
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -293,14 +295,18 @@ def _run(case: Path, seed: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def bases(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+def bases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Path]]:
+    """Three real bundles; torch's and OpenCV's thread counts (cases use ``num_threads=1``) restored."""
+    threads = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("bases")
-    return [
+    yield [
         make_random_bundle(root / "knn", size=32, probe="knn"),
         make_random_bundle(root / "svm", size=32, probe="svm"),
         make_random_bundle(root / "mlp", size=32, probe="mlp", onnx=bool(CASES)),
     ]
+    torch.set_num_threads(threads[0])
+    cv2.setNumThreads(threads[1])
 
 
 def test_fuzz_mutated_bundles_are_refused_by_name(bases: list[Path], tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -238,9 +238,19 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture
+def quiet_index() -> Iterator[None]:
+    """Silence the index's warning per skipped trial for one test (restoring the level after it)."""
+    logger = logging.getLogger("tactile_grasp_predictor.data.calandra")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    yield
+    logger.setLevel(level)
+
+
+@pytest.mark.usefixtures("quiet_index")
 def test_fuzz_mutated_shards_are_refused_by_name(base: Path, tmp_path: Path) -> None:
     tally = Tally("shard", expected=(DatasetError,))
-    logging.getLogger("tactile_grasp_predictor.data.calandra").setLevel(logging.ERROR)  # skipped trials
 
     @fuzz_settings(default_cases=60)
     @given(mutations())

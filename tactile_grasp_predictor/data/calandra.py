@@ -379,8 +379,10 @@ class CalandraShard:
 
     def _empty_array(self, where: str, key: str, shape: np.ndarray, dtype_text: Any) -> np.ndarray:
         """Rebuild deepdish's record of an array with a 0-length axis (its shape, stored as data)."""
-        try:
-            text = dtype_text if isinstance(dtype_text, str) else bytes(dtype_text).decode("ascii")
+        try:  # text only (bytes(n) of an int attribute would allocate n bytes), and short
+            text = _as_text(dtype_text)
+            if len(text) > 32:
+                raise ValueError(f"dtype text of {len(text)} characters")
             dtype = np.dtype(text)
             dims = tuple(int(s) for s in np.asarray(shape).reshape(-1))
         except (TypeError, ValueError, OverflowError, UnicodeDecodeError) as exc:
