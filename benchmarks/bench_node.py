@@ -358,11 +358,13 @@ def _report(title: str, r: dict[str, Any], bare: dict[str, Any]) -> None:
     print(f"decision latency inside the node (Tb received -> decision published):  "
           f"p50 {n50:.2f} ms  p99 {n99:.2f} ms")
     # Where the time goes: the two DDS hops paired per grasp, the node's stages from its diagnostics.
-    frame_hop = [e - t for e, t in zip(r["e2e"], r["trigger"], strict=True)]  # Tb published -> callback
+    frame_hop = [e - t for e, t in zip(r["e2e"], r["trigger"], strict=True)]  # Tb published -> trigger
     decision_hop = [t - n for t, n in zip(r["trigger"], r["node"], strict=True)]  # published -> received here
     print("where the time goes, p50 / p99 ms (stages of one grasp; p99s do not add up):")
     f50, f99 = pct(frame_hop)
-    print(f"  {'DDS: Tb frame published -> node callback starts':58s} {f50:6.2f} / {f99:6.2f}")
+    # The trigger is the input that made Tb known: the Tb frame itself, or a later input (the
+    # gripper's settling confirmed after the frame came): then this includes the gate's wait.
+    print(f"  {'Tb frame published -> trigger input (DDS hop [+ gate wait])':58s} {f50:6.2f} / {f99:6.2f}")
     stages = r["stages"]
     for name, what in (("decode", "node: message -> RGB frame"), ("feed", "node: session rules, job queued"),
                        ("queue", "node: queued -> inference thread"), ("copy", "node: Ta/Tb owned (copies)"),
