@@ -444,7 +444,7 @@ def main(grasps: int | None = None, memory_s: float | None = None, hw: tuple[int
         # same number of grasps without it, back to back: the recorder must not move the p99
         run("record_dir off (the pair's baseline)", others, 0.0, {})
         run("record_dir on (each grasp written at once, uncompressed)", others, 0.0,
-            {"record_dir": str(tmp / "recorded"), "record_outcome_timeout_s": "0"})
+            {"record_dir": str(tmp / "recorded"), "record_outcome_timeout_s": "0.0"})
         print_debug_image_cost(debug_image_cost(hw), hw)
 
 
